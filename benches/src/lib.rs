@@ -1,0 +1,8 @@
+//! Benchmarks and the side-by-side `kilt-bench` report (issue 3).
+//!
+//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
+//! folder layout of DESIGN.md holds from the first commit.
+//!
+//! ```
+//! // Nothing to call yet.
+//! ```

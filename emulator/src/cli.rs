@@ -1,0 +1,1 @@
+//! The `kilt-token` command line (filled in below).

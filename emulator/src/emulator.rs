@@ -1,0 +1,1403 @@
+//! The emulator: slots, sessions, login state and operations, in PKCS#11's terms but safe Rust.
+//!
+//! Locking: the session table is an `RwLock` read on every call; each session has its own mutex,
+//! so threads with their own sessions never wait on each other; a token's store is locked only for
+//! the short `data_version` check and for writes.
+
+use crate::crypto::{self, EcPrivateKey, EcdsaSigner, Sha256};
+use crate::error::{Error, Result};
+use crate::object::{self, Attr, AttrType, AttrValue, Class, Object, Origin};
+use crate::pin::{Pin, PinAgent};
+use crate::profile::{Profile, TimedOp};
+use crate::store::{PinOwner, Store};
+use crate::token::{self, EnvOverrides, Token};
+use cryptoki_sys::*;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A slot number.
+pub type SlotId = u64;
+
+/// A session handle (never 0, never reused while the emulator lives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionHandle(pub u64);
+
+/// An object handle: token objects keep theirs across processes; session objects live above
+/// [`SESSION_OBJECT_BASE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectHandle(pub u64);
+
+/// First handle of session objects, far above any token object's row id.
+pub const SESSION_OBJECT_BASE: u64 = 1 << 40;
+
+/// How often a blocking `C_WaitForSlotEvent` looks at the tokens.
+pub const SLOT_EVENT_POLL: Duration = Duration::from_millis(20);
+
+/// File name of the token in slot `id`.
+pub fn token_file(dir: &Path, id: SlotId) -> PathBuf {
+    dir.join(format!("slot-{id}.kilt"))
+}
+
+/// Where tokens live: `KILT_TOKEN_DIR`, else `$XDG_DATA_HOME/kilt/tokens`, else
+/// `~/.local/share/kilt/tokens`.
+pub fn default_token_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KILT_TOKEN_DIR").filter(|d| !d.is_empty()) {
+        return d.into();
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("kilt/tokens")
+}
+
+/// How an emulator is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Folder of the token files.
+    pub token_dir: PathBuf,
+    /// Profile of tokens initialised in the spare slot.
+    pub profile: Profile,
+    /// Who answers a protected-authentication-path login.
+    pub pin_agent: PinAgent,
+    /// Latency and fault settings from the environment.
+    pub env: EnvOverrides,
+}
+
+impl Config {
+    /// Everything from the environment: `KILT_TOKEN_DIR`, `KILT_PROFILE`, `KILT_PIN_AGENT`,
+    /// `KILT_LATENCY`, `KILT_FAULTS`.
+    pub fn from_env() -> Result<Config> {
+        let profile = match std::env::var("KILT_PROFILE") {
+            Ok(p) if !p.is_empty() => Profile::load(&p)?,
+            _ => Profile::default_profile(),
+        };
+        Ok(Config {
+            token_dir: default_token_dir(),
+            profile,
+            pin_agent: PinAgent::from_env(),
+            env: EnvOverrides::from_env(),
+        })
+    }
+
+    /// Defaults with tokens in `dir` (no environment consulted): for tests and embedding.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Config {
+        Config {
+            token_dir: dir.into(),
+            profile: Profile::default_profile(),
+            pin_agent: PinAgent::Cancel,
+            env: EnvOverrides::default(),
+        }
+    }
+}
+
+/// A slot's state as `C_GetSlotInfo` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub description: String,
+    pub manufacturer: String,
+    pub token_present: bool,
+    pub hardware_version: (u8, u8),
+    pub firmware_version: (u8, u8),
+}
+
+/// The state of one PIN, as token flags show it (PKCS#11 2.40 §5.4 CK_TOKEN_INFO).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinStatus {
+    pub initialized: bool,
+    pub tries_left: u32,
+    pub count_low: bool,
+    pub final_try: bool,
+    pub locked: bool,
+    pub to_be_changed: bool,
+}
+
+/// A token's state as `C_GetTokenInfo` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub label: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub initialized: bool,
+    pub protected_authentication_path: bool,
+    pub user_pin: PinStatus,
+    pub so_pin: PinStatus,
+    pub sessions: u64,
+    pub rw_sessions: u64,
+    pub min_pin_len: u64,
+    pub max_pin_len: u64,
+    pub hardware_version: (u8, u8),
+    pub firmware_version: (u8, u8),
+}
+
+/// Session states of PKCS#11 2.40 §5.6 (Table 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    RoPublic,
+    RoUser,
+    RwPublic,
+    RwUser,
+    RwSo,
+}
+
+/// What `C_GetSessionInfo` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub slot: SlotId,
+    pub state: SessionState,
+    pub read_write: bool,
+}
+
+/// A user type for `C_Login`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserType {
+    So,
+    User,
+    ContextSpecific,
+}
+
+/// The result of reading one attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttrResult {
+    Value(Vec<u8>),
+    Sensitive,
+    Invalid,
+}
+
+/// One supported mechanism and its `CK_MECHANISM_INFO`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MechanismInfo {
+    pub mechanism: CK_MECHANISM_TYPE,
+    pub min_key_bits: u64,
+    pub max_key_bits: u64,
+    pub flags: CK_FLAGS,
+}
+
+/// The mechanisms of the device (DESIGN.md): EC P-256 generation, ECDSA, ECDSA-SHA256, SHA-256.
+pub fn mechanisms() -> [MechanismInfo; 4] {
+    // PKCS#11 2.40 curr. mech. §2.3: EC capability flags describe the supported curves.
+    let ec = CKF_HW | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+    [
+        MechanismInfo {
+            mechanism: CKM_EC_KEY_PAIR_GEN,
+            min_key_bits: 256,
+            max_key_bits: 256,
+            flags: ec | CKF_GENERATE_KEY_PAIR,
+        },
+        MechanismInfo {
+            mechanism: CKM_ECDSA,
+            min_key_bits: 256,
+            max_key_bits: 256,
+            flags: ec | CKF_SIGN | CKF_VERIFY,
+        },
+        MechanismInfo {
+            mechanism: CKM_ECDSA_SHA256,
+            min_key_bits: 256,
+            max_key_bits: 256,
+            flags: ec | CKF_SIGN | CKF_VERIFY,
+        },
+        MechanismInfo {
+            mechanism: CKM_SHA256,
+            min_key_bits: 0,
+            max_key_bits: 0,
+            flags: CKF_HW | CKF_DIGEST,
+        },
+    ]
+}
+
+/// A mechanism as a caller passes it: type and parameter bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mechanism {
+    pub kind: CK_MECHANISM_TYPE,
+    pub param: Vec<u8>,
+}
+
+impl Mechanism {
+    /// A mechanism without parameter.
+    pub fn new(kind: CK_MECHANISM_TYPE) -> Mechanism {
+        Mechanism {
+            kind,
+            param: vec![],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SignMech {
+    /// CKM_ECDSA: the input is the digest; single-part only (curr. mech. §2.3.6, Table 2).
+    Ecdsa,
+    /// CKM_ECDSA_SHA256: hashes the input; single- and multi-part.
+    EcdsaSha256,
+}
+
+impl SignMech {
+    fn from(m: &Mechanism) -> Result<SignMech> {
+        let kind = match m.kind {
+            CKM_ECDSA => SignMech::Ecdsa,
+            CKM_ECDSA_SHA256 => SignMech::EcdsaSha256,
+            other => return Err(Error::MechanismInvalid(other)),
+        };
+        if !m.param.is_empty() {
+            return Err(Error::MechanismParamInvalid);
+        }
+        Ok(kind)
+    }
+}
+
+/// Input of a sign or verify operation.
+enum Input {
+    Empty,
+    /// A single-part call delivers the data; multi-part feeds a hash.
+    Hashing(Sha256),
+}
+
+struct SignOp {
+    mech: SignMech,
+    key: Arc<EcPrivateKey>,
+    input: Input,
+}
+
+struct VerifyOp {
+    mech: SignMech,
+    point: Vec<u8>,
+    input: Input,
+}
+
+struct FindOp {
+    results: Vec<u64>,
+    pos: usize,
+}
+
+struct Session {
+    handle: SessionHandle,
+    slot: Arc<Slot>,
+    token: Arc<Token>,
+    insertions: u64,
+    find: Option<FindOp>,
+    sign: Option<SignOp>,
+    verify: Option<VerifyOp>,
+    digest: Option<Sha256>,
+}
+
+struct SessionEntry {
+    slot: SlotId,
+    read_write: bool,
+    inner: Mutex<Session>,
+}
+
+struct SessionObject {
+    owner: SessionHandle,
+    obj: Arc<Object>,
+}
+
+struct Slot {
+    id: SlotId,
+    path: PathBuf,
+    token: RwLock<Option<Arc<Token>>>,
+    session_objects: RwLock<HashMap<u64, SessionObject>>,
+    /// Presence as last reported by `C_WaitForSlotEvent`.
+    reported: Mutex<Option<(bool, u64)>>,
+}
+
+impl Slot {
+    fn token(&self) -> Option<Arc<Token>> {
+        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Presence and insertion count (a spare slot always holds its blank token).
+    fn presence(&self) -> Result<(bool, u64)> {
+        match self.token() {
+            Some(t) => {
+                t.refresh()?;
+                let p = t.presence();
+                Ok((p.present, p.insertions))
+            }
+            None => Ok((true, 0)),
+        }
+    }
+}
+
+/// The emulator, shared by every thread of the application.
+pub struct Emulator {
+    config: Config,
+    slots: RwLock<BTreeMap<SlotId, Arc<Slot>>>,
+    sessions: RwLock<HashMap<SessionHandle, Arc<SessionEntry>>>,
+    next_session: AtomicU64,
+    next_object: AtomicU64,
+    closing: AtomicBool,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("token_dir", &self.config.token_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Emulator {
+    /// Opens every token in the configured folder, plus one spare uninitialised slot.
+    pub fn new(config: Config) -> Result<Emulator> {
+        std::fs::create_dir_all(&config.token_dir).map_err(|e| {
+            Error::Store(format!("cannot create {}: {e}", config.token_dir.display()))
+        })?;
+        let emu = Emulator {
+            config,
+            slots: RwLock::new(BTreeMap::new()),
+            sessions: RwLock::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            next_object: AtomicU64::new(SESSION_OBJECT_BASE),
+            closing: AtomicBool::new(false),
+        };
+        emu.rescan()?;
+        for slot in emu.slots.read().unwrap_or_else(|e| e.into_inner()).values() {
+            *lock(&slot.reported) = slot.presence().ok();
+        }
+        Ok(emu)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Picks up tokens created by other processes and keeps exactly one spare slot.
+    pub fn rescan(&self) -> Result<()> {
+        let dir = &self.config.token_dir;
+        let mut found = vec![];
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if let Some(id) = name
+                    .strip_prefix("slot-")
+                    .and_then(|n| n.strip_suffix(".kilt"))
+                    .and_then(|n| n.parse::<SlotId>().ok())
+                {
+                    found.push(id);
+                }
+            }
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        for id in found {
+            let known = slots.get(&id).map(|s| s.token().is_some());
+            if known == Some(true) {
+                continue;
+            }
+            let path = token_file(dir, id);
+            match Token::open(&path, &self.config.env) {
+                Ok(t) => {
+                    let slot = slots.entry(id).or_insert_with(|| new_slot(id, path));
+                    *slot.token.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
+                }
+                Err(e) => tracing::warn!(slot = id, error = %e, "skipping unreadable token file"),
+            }
+        }
+        let spare_exists = slots.values().any(|s| s.token().is_none());
+        if !spare_exists {
+            let id = slots.keys().next_back().map_or(0, |m| m + 1);
+            slots.insert(id, new_slot(id, token_file(dir, id)));
+        }
+        Ok(())
+    }
+
+    fn slot(&self, id: SlotId) -> Result<Arc<Slot>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+            .ok_or(Error::SlotNotFound(id))
+    }
+
+    /// Slot numbers, optionally only those with a token present (C_GetSlotList).
+    pub fn slot_list(&self, token_present: bool) -> Result<Vec<SlotId>> {
+        self.rescan()?;
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut out = vec![];
+        for s in slots {
+            if !token_present || s.presence()?.0 {
+                out.push(s.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The token in slot `id`, if initialised (for tools that need its control interface).
+    pub fn token(&self, id: SlotId) -> Result<Arc<Token>> {
+        self.slot(id)?.token().ok_or(Error::TokenNotInitialized)
+    }
+
+    /// Finds the slot of the token labelled `label`.
+    pub fn slot_by_label(&self, label: &str) -> Result<Option<SlotId>> {
+        self.rescan()?;
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        Ok(slots
+            .values()
+            .find(|s| s.token().is_some_and(|t| t.label() == label))
+            .map(|s| s.id))
+    }
+
+    /// C_GetSlotInfo.
+    pub fn slot_info(&self, id: SlotId) -> Result<SlotInfo> {
+        let slot = self.slot(id)?;
+        let profile = slot
+            .token()
+            .map(|t| t.profile().clone())
+            .unwrap_or_else(|| self.config.profile.clone());
+        Ok(SlotInfo {
+            description: profile.slot_description.clone(),
+            manufacturer: profile.manufacturer.clone(),
+            token_present: slot.presence()?.0,
+            hardware_version: (profile.hardware_version[0], profile.hardware_version[1]),
+            firmware_version: (profile.firmware_version[0], profile.firmware_version[1]),
+        })
+    }
+
+    fn session_counts(&self, slot: SlotId) -> (u64, u64) {
+        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        let on_slot = sessions.values().filter(|s| s.slot == slot);
+        let (mut all, mut rw) = (0, 0);
+        for s in on_slot {
+            all += 1;
+            rw += u64::from(s.read_write);
+        }
+        (all, rw)
+    }
+
+    /// C_GetTokenInfo.
+    pub fn token_info(&self, id: SlotId) -> Result<TokenInfo> {
+        let slot = self.slot(id)?;
+        let (present, _) = slot.presence()?;
+        if !present {
+            return Err(Error::TokenNotPresent);
+        }
+        let (sessions, rw_sessions) = self.session_counts(id);
+        let Some(token) = slot.token() else {
+            let p = &self.config.profile;
+            return Ok(TokenInfo {
+                label: String::new(),
+                manufacturer: p.manufacturer.clone(),
+                model: p.model.clone(),
+                serial: String::new(),
+                initialized: false,
+                protected_authentication_path: p.protected_authentication_path,
+                user_pin: PinStatus::default(),
+                so_pin: PinStatus::default(),
+                sessions,
+                rw_sessions,
+                min_pin_len: p.user_pin_min as u64,
+                max_pin_len: p.user_pin_max as u64,
+                hardware_version: (p.hardware_version[0], p.hardware_version[1]),
+                firmware_version: (p.firmware_version[0], p.firmware_version[1]),
+            });
+        };
+        let p = token.profile();
+        let status = |who| {
+            token
+                .pin_record(who)
+                .map(|r| PinStatus {
+                    initialized: true,
+                    tries_left: r.tries_left,
+                    count_low: r.failed_since_ok && r.tries_left > 0,
+                    final_try: r.tries_left == 1,
+                    locked: r.tries_left == 0,
+                    to_be_changed: r.to_be_changed,
+                })
+                .unwrap_or_default()
+        };
+        Ok(TokenInfo {
+            label: token.label(),
+            manufacturer: p.manufacturer.clone(),
+            model: p.model.clone(),
+            serial: token.serial(),
+            initialized: true,
+            protected_authentication_path: p.protected_authentication_path,
+            user_pin: status(PinOwner::User),
+            so_pin: status(PinOwner::So),
+            sessions,
+            rw_sessions,
+            min_pin_len: p.user_pin_min as u64,
+            max_pin_len: p.user_pin_max as u64,
+            hardware_version: (p.hardware_version[0], p.hardware_version[1]),
+            firmware_version: (p.firmware_version[0], p.firmware_version[1]),
+        })
+    }
+
+    /// C_InitToken: initialises the spare slot's blank token, or re-initialises a token after
+    /// checking its SO PIN (all objects and the user PIN are destroyed; §5.5).
+    pub fn init_token(&self, id: SlotId, so_pin: &Pin, label: &str) -> Result<()> {
+        let slot = self.slot(id)?;
+        if self.session_counts(id).0 > 0 {
+            return Err(Error::SessionsOpen);
+        }
+        if !slot.presence()?.0 {
+            return Err(Error::TokenNotPresent);
+        }
+        let label = label.trim_end_matches([' ', '\0']);
+        if label.len() > 32 {
+            return Err(Error::TemplateInconsistent(
+                "the label is longer than 32 bytes",
+            ));
+        }
+        if let Some(t) = slot.token() {
+            return t.reinitialise(label, so_pin);
+        }
+        let p = &self.config.profile;
+        token::check_pin_format(so_pin, p.so_pin_min, p.so_pin_max)?;
+        let key = token::new_token_key()?;
+        let rec = token::pin_record(so_pin, &key, p.so_pin_tries, p.kdf_iterations)?;
+        let mut serial = [0u8; 8];
+        crypto::random(&mut serial)?;
+        let meta = [
+            ("label", label.as_bytes().to_vec()),
+            ("serial", hex::encode_upper(serial).into_bytes()),
+            ("profile", p.to_toml().into_bytes()),
+        ];
+        let store = Store::create(&slot.path, &meta, rec)?;
+        let t = Token::with_store(store, &self.config.env)?;
+        *slot.token.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
+        *lock(&slot.reported) = Some((true, 0));
+        self.rescan()
+    }
+
+    /// C_OpenSession. Only serial sessions exist (§5.6: CKF_SERIAL_SESSION must be set).
+    pub fn open_session(
+        &self,
+        id: SlotId,
+        read_write: bool,
+        serial: bool,
+    ) -> Result<SessionHandle> {
+        if !serial {
+            return Err(Error::ParallelSessionNotSupported);
+        }
+        let slot = self.slot(id)?;
+        let (present, insertions) = slot.presence()?;
+        if !present {
+            return Err(Error::TokenNotPresent);
+        }
+        // Like SoftHSM2 and the device, a blank token has nothing to open a session on.
+        let token = slot.token().ok_or(Error::TokenNotInitialized)?;
+        if !read_write && token.logged_in() == Some(PinOwner::So) {
+            return Err(Error::SoSessionExists);
+        }
+        let handle = SessionHandle(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let session = Session {
+            handle,
+            slot: slot.clone(),
+            token,
+            insertions,
+            find: None,
+            sign: None,
+            verify: None,
+            digest: None,
+        };
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                handle,
+                Arc::new(SessionEntry {
+                    slot: id,
+                    read_write,
+                    inner: Mutex::new(session),
+                }),
+            );
+        Ok(handle)
+    }
+
+    /// C_CloseSession. Closing the last session of a token logs the application out (§5.6).
+    pub fn close_session(&self, h: SessionHandle) -> Result<()> {
+        let entry = self
+            .sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&h)
+            .ok_or(Error::SessionNotFound)?;
+        let s = lock(&entry.inner);
+        s.slot
+            .session_objects
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, o| o.owner != h);
+        if self.session_counts(entry.slot).0 == 0 {
+            s.token.logout();
+        }
+        Ok(())
+    }
+
+    /// C_CloseAllSessions.
+    pub fn close_all_sessions(&self, id: SlotId) -> Result<()> {
+        let slot = self.slot(id)?;
+        let handles: Vec<SessionHandle> = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, e)| e.slot == id)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in handles {
+            let _ = self.close_session(h);
+        }
+        if let Some(t) = slot.token() {
+            t.logout();
+        }
+        Ok(())
+    }
+
+    fn entry(&self, h: SessionHandle) -> Result<Arc<SessionEntry>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&h)
+            .cloned()
+            .ok_or(Error::SessionNotFound)
+    }
+
+    /// Runs `f` on a live session: the token must still be in its slot, and be the same
+    /// insertion the session was opened on (a removed token closes every session, §5.6).
+    fn with_session<T>(
+        &self,
+        h: SessionHandle,
+        f: impl FnOnce(&mut Session, bool) -> Result<T>,
+    ) -> Result<T> {
+        let entry = self.entry(h)?;
+        let mut s = lock(&entry.inner);
+        s.token.refresh()?;
+        let p = s.token.presence();
+        if !p.present {
+            return Err(Error::DeviceRemoved);
+        }
+        if p.insertions != s.insertions {
+            drop(s);
+            let _ = self.close_session(h);
+            return Err(Error::SessionNotFound);
+        }
+        f(&mut s, entry.read_write)
+    }
+
+    /// C_GetSessionInfo.
+    pub fn session_info(&self, h: SessionHandle) -> Result<SessionInfo> {
+        self.with_session(h, |s, rw| {
+            let state = match (s.token.logged_in(), rw) {
+                (None, false) => SessionState::RoPublic,
+                (None, true) => SessionState::RwPublic,
+                (Some(PinOwner::User), false) => SessionState::RoUser,
+                (Some(PinOwner::User), true) => SessionState::RwUser,
+                (Some(PinOwner::So), _) => SessionState::RwSo,
+            };
+            Ok(SessionInfo {
+                slot: s.slot.id,
+                state,
+                read_write: rw,
+            })
+        })
+    }
+
+    /// C_Login (§5.6). A `None` PIN on a token with a protected authentication path asks the PIN
+    /// agent, like the Tumar CSP window.
+    pub fn login(&self, h: SessionHandle, user: UserType, pin: Option<&Pin>) -> Result<()> {
+        let who = match user {
+            UserType::So => PinOwner::So,
+            UserType::User => PinOwner::User,
+            // No key of this token has CKA_ALWAYS_AUTHENTICATE, so no operation needs it.
+            UserType::ContextSpecific => return Err(Error::OperationNotInitialized),
+        };
+        let (token, slot) = self.with_session(h, |s, _| Ok((s.token.clone(), s.slot.id)))?;
+        match token.logged_in() {
+            Some(cur) if cur == who => return Err(Error::AlreadyLoggedIn),
+            Some(_) => return Err(Error::AnotherUserLoggedIn),
+            None => {}
+        }
+        if who == PinOwner::So {
+            let ro_exists = self
+                .sessions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .any(|e| e.slot == slot && !e.read_write);
+            if ro_exists {
+                return Err(Error::ReadOnlySessionExists);
+            }
+        }
+        if who == PinOwner::User && token.pin_record(PinOwner::User).is_none() {
+            return Err(Error::UserPinNotInitialized);
+        }
+        let asked;
+        let pin = match pin {
+            Some(p) => p,
+            None if token.profile().protected_authentication_path => {
+                asked = self.config.pin_agent.ask(&token.label())?;
+                &asked
+            }
+            None => return Err(Error::PinMissing),
+        };
+        let p = token.profile();
+        let (min, max) = match who {
+            PinOwner::So => (p.so_pin_min, p.so_pin_max),
+            PinOwner::User => (p.user_pin_min, p.user_pin_max),
+        };
+        // A PIN of impossible length is refused before it reaches the device: no try is used.
+        if pin.as_bytes().len() < min || pin.as_bytes().len() > max {
+            return Err(Error::PinLenRange { min, max });
+        }
+        let key = token.verify_pin(who, pin)?;
+        token.set_login(who, key);
+        Ok(())
+    }
+
+    /// C_Logout.
+    pub fn logout(&self, h: SessionHandle) -> Result<()> {
+        self.with_session(h, |s, _| {
+            if s.token.logged_in().is_none() {
+                return Err(Error::NotLoggedIn);
+            }
+            s.token.logout();
+            Ok(())
+        })?;
+        // Private session objects become invisible; operations on private keys end (§5.6).
+        Ok(())
+    }
+
+    /// C_InitPIN: the SO sets (and so unblocks) the user PIN in a R/W SO session.
+    pub fn init_pin(&self, h: SessionHandle, pin: Option<&Pin>) -> Result<()> {
+        self.with_session(h, |s, rw| {
+            if !rw {
+                return Err(Error::SessionReadOnly);
+            }
+            if s.token.logged_in() != Some(PinOwner::So) {
+                return Err(Error::NotLoggedIn);
+            }
+            let asked;
+            let pin = match pin {
+                Some(p) => p,
+                None if s.token.profile().protected_authentication_path => {
+                    asked = self.config.pin_agent.ask(&s.token.label())?;
+                    &asked
+                }
+                None => return Err(Error::PinMissing),
+            };
+            s.token.check_pin_format(PinOwner::User, pin)?;
+            let key = s.token.login_key().ok_or(Error::NotLoggedIn)?;
+            s.token.set_pin(PinOwner::User, pin, &key)
+        })
+    }
+
+    /// C_SetPIN: changes the PIN of whoever is logged in (the user when nobody is).
+    pub fn set_pin(&self, h: SessionHandle, old: Option<&Pin>, new: Option<&Pin>) -> Result<()> {
+        self.with_session(h, |s, rw| {
+            if !rw {
+                return Err(Error::SessionReadOnly);
+            }
+            let who = s.token.logged_in().unwrap_or(PinOwner::User);
+            let label = s.token.label();
+            let ask = |p: Option<&Pin>| -> Result<Pin> {
+                match p {
+                    Some(p) => Ok(p.clone()),
+                    None if s.token.profile().protected_authentication_path => {
+                        self.config.pin_agent.ask(&label)
+                    }
+                    None => Err(Error::PinMissing),
+                }
+            };
+            let old = ask(old)?;
+            let new = ask(new)?;
+            s.token.check_pin_format(who, &new)?;
+            let key = s.token.verify_pin(who, &old)?;
+            s.token.set_pin(who, &new, &key)
+        })
+    }
+
+    fn visible(token: &Token, obj: &Object) -> bool {
+        !obj.is_private() || token.logged_in() == Some(PinOwner::User)
+    }
+
+    fn lookup(s: &Session, h: ObjectHandle) -> Result<Arc<Object>> {
+        let obj = if h.0 >= SESSION_OBJECT_BASE {
+            s.slot
+                .session_objects
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&h.0)
+                .map(|o| o.obj.clone())
+        } else {
+            s.token.object(h.0)
+        };
+        match obj {
+            Some(o) if Emulator::visible(&s.token, &o) => Ok(o),
+            _ => Err(Error::ObjectNotFound),
+        }
+    }
+
+    /// Checks that the session may create or change an object like `obj` (§5.6 Table 6/7:
+    /// token objects need a R/W session, private objects a logged-in user).
+    fn may_write(s: &Session, rw: bool, obj: &Object) -> Result<()> {
+        if obj.is_token() && !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if obj.is_private() && s.token.logged_in() != Some(PinOwner::User) {
+            return Err(Error::NotLoggedIn);
+        }
+        Ok(())
+    }
+
+    fn store_new(&self, s: &Session, objs: Vec<Object>) -> Result<Vec<ObjectHandle>> {
+        let (token_objs, session_objs): (Vec<_>, Vec<_>) = objs
+            .into_iter()
+            .enumerate()
+            .partition(|(_, o)| o.is_token());
+        let mut out = vec![ObjectHandle(0); token_objs.len() + session_objs.len()];
+        if !token_objs.is_empty() {
+            let (idx, objs): (Vec<usize>, Vec<Object>) = token_objs.into_iter().unzip();
+            let handles = s.token.insert(&objs)?;
+            for (i, h) in idx.into_iter().zip(handles) {
+                out[i] = ObjectHandle(h);
+            }
+        }
+        let mut so = s
+            .slot
+            .session_objects
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for (i, obj) in session_objs {
+            let h = self.next_object.fetch_add(1, Ordering::Relaxed);
+            so.insert(
+                h,
+                SessionObject {
+                    owner: s.handle,
+                    obj: Arc::new(obj),
+                },
+            );
+            out[i] = ObjectHandle(h);
+        }
+        Ok(out)
+    }
+
+    /// C_CreateObject.
+    pub fn create_object(&self, h: SessionHandle, template: &[Attr]) -> Result<ObjectHandle> {
+        self.with_session(h, |s, rw| {
+            let so = s.token.logged_in() == Some(PinOwner::So);
+            let mut obj = Object::from_template(template, Origin::Created, so)?;
+            Emulator::may_write(s, rw, &obj)?;
+            if obj.class() == Some(Class::PrivateKey) {
+                let scalar = zeroize::Zeroizing::new(
+                    obj.take_private_value()
+                        .ok_or(Error::TemplateIncomplete(CKA_VALUE))?,
+                );
+                let key = EcPrivateKey::from_scalar(&scalar)?;
+                let sealed = s.token.seal_private(&key.scalar())?;
+                obj.set_key_material(&[], Some(sealed));
+            }
+            s.token.before(TimedOp::CreateObject)?;
+            Ok(self.store_new(s, vec![obj])?[0])
+        })
+    }
+
+    /// C_CopyObject.
+    pub fn copy_object(
+        &self,
+        h: SessionHandle,
+        obj: ObjectHandle,
+        template: &[Attr],
+    ) -> Result<ObjectHandle> {
+        self.with_session(h, |s, rw| {
+            let src = Emulator::lookup(s, obj)?;
+            let so = s.token.logged_in() == Some(PinOwner::So);
+            let copy = src.copied(template, so)?;
+            Emulator::may_write(s, rw, &copy)?;
+            s.token.before(TimedOp::CreateObject)?;
+            Ok(self.store_new(s, vec![copy])?[0])
+        })
+    }
+
+    /// C_DestroyObject.
+    pub fn destroy_object(&self, h: SessionHandle, obj: ObjectHandle) -> Result<()> {
+        self.with_session(h, |s, rw| {
+            let o = Emulator::lookup(s, obj)?;
+            Emulator::may_write(s, rw, &o)?;
+            if !o.flag(CKA_DESTROYABLE) {
+                return Err(Error::ActionProhibited);
+            }
+            s.token.before(TimedOp::DestroyObject)?;
+            if obj.0 >= SESSION_OBJECT_BASE {
+                s.slot
+                    .session_objects
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&obj.0);
+                Ok(())
+            } else {
+                s.token.delete(obj.0)
+            }
+        })
+    }
+
+    /// C_GetObjectSize.
+    pub fn object_size(&self, h: SessionHandle, obj: ObjectHandle) -> Result<usize> {
+        self.with_session(h, |s, _| Ok(Emulator::lookup(s, obj)?.size()))
+    }
+
+    /// C_GetAttributeValue: one result per requested type (§5.7 rules are applied by the caller
+    /// for buffer sizes).
+    pub fn get_attributes(
+        &self,
+        h: SessionHandle,
+        obj: ObjectHandle,
+        types: &[AttrType],
+    ) -> Result<Vec<AttrResult>> {
+        self.with_session(h, |s, _| {
+            let o = Emulator::lookup(s, obj)?;
+            types
+                .iter()
+                .map(|t| {
+                    Ok(match o.get(*t) {
+                        AttrValue::Value(v) => AttrResult::Value(v.to_vec()),
+                        AttrValue::Sensitive => AttrResult::Sensitive,
+                        AttrValue::Invalid => AttrResult::Invalid,
+                        AttrValue::Secret => {
+                            AttrResult::Value(s.token.reveal_private(&o)?.to_vec())
+                        }
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// C_SetAttributeValue: all or nothing.
+    pub fn set_attributes(
+        &self,
+        h: SessionHandle,
+        obj: ObjectHandle,
+        template: &[Attr],
+    ) -> Result<()> {
+        self.with_session(h, |s, rw| {
+            let o = Emulator::lookup(s, obj)?;
+            Emulator::may_write(s, rw, &o)?;
+            let so = s.token.logged_in() == Some(PinOwner::So);
+            let next = o.updated(template, so)?;
+            if next.is_token() != o.is_token() || next.is_private() != o.is_private() {
+                return Err(Error::AttributeReadOnly(CKA_TOKEN));
+            }
+            if obj.0 >= SESSION_OBJECT_BASE {
+                if let Some(e) = s
+                    .slot
+                    .session_objects
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(&obj.0)
+                {
+                    e.obj = Arc::new(next);
+                }
+                Ok(())
+            } else {
+                s.token.update(obj.0, next)
+            }
+        })
+    }
+
+    /// C_FindObjectsInit: the matching visible objects are fixed now (§5.7).
+    pub fn find_init(&self, h: SessionHandle, template: &[Attr]) -> Result<()> {
+        self.with_session(h, |s, _| {
+            if s.find.is_some() {
+                return Err(Error::OperationActive);
+            }
+            s.token.before(TimedOp::FindObjects)?;
+            let mut results = vec![];
+            let token = &s.token;
+            token.for_each_object(|h, o| {
+                if Emulator::visible(token, o) && o.matches(template) {
+                    results.push(h);
+                }
+            });
+            for (h, o) in s
+                .slot
+                .session_objects
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                if Emulator::visible(token, &o.obj) && o.obj.matches(template) {
+                    results.push(*h);
+                }
+            }
+            results.sort_unstable();
+            s.find = Some(FindOp { results, pos: 0 });
+            Ok(())
+        })
+    }
+
+    /// C_FindObjects: up to `max` further handles.
+    pub fn find_next(&self, h: SessionHandle, max: usize) -> Result<Vec<ObjectHandle>> {
+        self.with_session(h, |s, _| {
+            let f = s.find.as_mut().ok_or(Error::OperationNotInitialized)?;
+            let end = (f.pos + max).min(f.results.len());
+            let out = f.results[f.pos..end]
+                .iter()
+                .map(|h| ObjectHandle(*h))
+                .collect();
+            f.pos = end;
+            Ok(out)
+        })
+    }
+
+    /// C_FindObjectsFinal.
+    pub fn find_final(&self, h: SessionHandle) -> Result<()> {
+        self.with_session(h, |s, _| {
+            s.find.take().ok_or(Error::OperationNotInitialized)?;
+            Ok(())
+        })
+    }
+
+    /// C_GenerateKeyPair with CKM_EC_KEY_PAIR_GEN on P-256.
+    pub fn generate_key_pair(
+        &self,
+        h: SessionHandle,
+        mech: &Mechanism,
+        public: &[Attr],
+        private: &[Attr],
+    ) -> Result<(ObjectHandle, ObjectHandle)> {
+        if mech.kind != CKM_EC_KEY_PAIR_GEN {
+            return Err(Error::MechanismInvalid(mech.kind));
+        }
+        if !mech.param.is_empty() {
+            return Err(Error::MechanismParamInvalid);
+        }
+        self.with_session(h, |s, rw| {
+            let so = s.token.logged_in() == Some(PinOwner::So);
+            let with_class = |t: &[Attr], class: CK_OBJECT_CLASS| -> Vec<Attr> {
+                let mut v = vec![(CKA_CLASS, object::ulong(class))];
+                v.extend_from_slice(t);
+                v
+            };
+            let mut pub_obj =
+                Object::from_template(&with_class(public, CKO_PUBLIC_KEY), Origin::Generated, so)?;
+            let mut priv_obj = Object::from_template(
+                &with_class(private, CKO_PRIVATE_KEY),
+                Origin::Generated,
+                so,
+            )?;
+            Emulator::may_write(s, rw, &pub_obj)?;
+            Emulator::may_write(s, rw, &priv_obj)?;
+            if s.token.login_key().is_none() || so {
+                return Err(Error::NotLoggedIn);
+            }
+            s.token.before(TimedOp::GenerateKeyPair)?;
+            let key = EcPrivateKey::generate()?;
+            let point = key.public_point();
+            let sealed = s.token.seal_private(&key.scalar())?;
+            pub_obj.set_key_material(&point, None);
+            priv_obj.set_key_material(&point, Some(sealed));
+            let hs = self.store_new(s, vec![pub_obj, priv_obj])?;
+            Ok((hs[0], hs[1]))
+        })
+    }
+
+    /// C_SignInit.
+    pub fn sign_init(&self, h: SessionHandle, mech: &Mechanism, key: ObjectHandle) -> Result<()> {
+        self.with_session(h, |s, _| {
+            if s.sign.is_some() {
+                return Err(Error::OperationActive);
+            }
+            let kind = SignMech::from(mech)?;
+            let o = Emulator::lookup(s, key).map_err(|_| Error::KeyNotFound)?;
+            if o.class() != Some(Class::PrivateKey) {
+                return Err(Error::KeyTypeInconsistent);
+            }
+            check_key_use(&o, CKA_SIGN, mech.kind)?;
+            let k = s.token.private_key(key.0, &o)?;
+            s.sign = Some(SignOp {
+                mech: kind,
+                key: k,
+                input: Input::Empty,
+            });
+            Ok(())
+        })
+    }
+
+    /// Signature length of the active signing operation (for the output-length protocol).
+    pub fn sign_len(&self, h: SessionHandle) -> Result<usize> {
+        self.with_session(h, |s, _| {
+            s.sign.as_ref().ok_or(Error::OperationNotInitialized)?;
+            Ok(crypto::SIGNATURE_LEN)
+        })
+    }
+
+    /// C_Sign: single-part; ends the operation whatever the outcome.
+    pub fn sign(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
+        self.with_session(h, |s, _| {
+            let op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
+            if !matches!(op.input, Input::Empty) {
+                return Err(Error::OperationActive);
+            }
+            s.token.before(TimedOp::Sign)?;
+            let sig = match op.mech {
+                SignMech::Ecdsa => op.key.sign_digest(data)?,
+                SignMech::EcdsaSha256 => op.key.sign_digest(&crypto::sha256(data))?,
+            };
+            Ok(sig.to_vec())
+        })
+    }
+
+    /// C_SignUpdate.
+    pub fn sign_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        self.with_session(h, |s, _| {
+            let op = s.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
+            if op.mech == SignMech::Ecdsa {
+                s.sign = None;
+                return Err(Error::SinglePartOnly);
+            }
+            match &mut op.input {
+                Input::Empty => {
+                    let mut hh = Sha256::default();
+                    hh.update(data);
+                    op.input = Input::Hashing(hh);
+                }
+                Input::Hashing(hh) => hh.update(data),
+            }
+            Ok(())
+        })
+    }
+
+    /// C_SignFinal.
+    pub fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
+        self.with_session(h, |s, _| {
+            let op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
+            if op.mech == SignMech::Ecdsa {
+                return Err(Error::SinglePartOnly);
+            }
+            s.token.before(TimedOp::Sign)?;
+            let digest = match op.input {
+                Input::Empty => crypto::sha256(&[]),
+                Input::Hashing(hh) => hh.finish(),
+            };
+            Ok(op.key.sign_digest(&digest)?.to_vec())
+        })
+    }
+
+    /// C_VerifyInit.
+    pub fn verify_init(&self, h: SessionHandle, mech: &Mechanism, key: ObjectHandle) -> Result<()> {
+        self.with_session(h, |s, _| {
+            if s.verify.is_some() {
+                return Err(Error::OperationActive);
+            }
+            let kind = SignMech::from(mech)?;
+            let o = Emulator::lookup(s, key).map_err(|_| Error::KeyNotFound)?;
+            if o.class() != Some(Class::PublicKey) {
+                return Err(Error::KeyTypeInconsistent);
+            }
+            check_key_use(&o, CKA_VERIFY, mech.kind)?;
+            let point = o.public_point().ok_or(Error::KeyTypeInconsistent)?.to_vec();
+            s.verify = Some(VerifyOp {
+                mech: kind,
+                point,
+                input: Input::Empty,
+            });
+            Ok(())
+        })
+    }
+
+    /// C_Verify: ends the operation whatever the outcome.
+    pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
+        self.with_session(h, |s, _| {
+            let op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
+            if !matches!(op.input, Input::Empty) {
+                return Err(Error::OperationActive);
+            }
+            s.token.before(TimedOp::Verify)?;
+            match op.mech {
+                SignMech::Ecdsa => crypto::verify_digest(&op.point, data, signature),
+                SignMech::EcdsaSha256 => {
+                    crypto::verify_digest(&op.point, &crypto::sha256(data), signature)
+                }
+            }
+        })
+    }
+
+    /// C_VerifyUpdate.
+    pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        self.with_session(h, |s, _| {
+            let op = s.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
+            if op.mech == SignMech::Ecdsa {
+                s.verify = None;
+                return Err(Error::SinglePartOnly);
+            }
+            match &mut op.input {
+                Input::Empty => {
+                    let mut hh = Sha256::default();
+                    hh.update(data);
+                    op.input = Input::Hashing(hh);
+                }
+                Input::Hashing(hh) => hh.update(data),
+            }
+            Ok(())
+        })
+    }
+
+    /// C_VerifyFinal.
+    pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
+        self.with_session(h, |s, _| {
+            let op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
+            if op.mech == SignMech::Ecdsa {
+                return Err(Error::SinglePartOnly);
+            }
+            s.token.before(TimedOp::Verify)?;
+            let digest = match op.input {
+                Input::Empty => crypto::sha256(&[]),
+                Input::Hashing(hh) => hh.finish(),
+            };
+            crypto::verify_digest(&op.point, &digest, signature)
+        })
+    }
+
+    /// C_DigestInit (CKM_SHA256 only).
+    pub fn digest_init(&self, h: SessionHandle, mech: &Mechanism) -> Result<()> {
+        self.with_session(h, |s, _| {
+            if s.digest.is_some() {
+                return Err(Error::OperationActive);
+            }
+            if mech.kind != CKM_SHA256 {
+                return Err(Error::MechanismInvalid(mech.kind));
+            }
+            if !mech.param.is_empty() {
+                return Err(Error::MechanismParamInvalid);
+            }
+            s.digest = Some(Sha256::default());
+            Ok(())
+        })
+    }
+
+    /// Digest length of the active digest operation.
+    pub fn digest_len(&self, h: SessionHandle) -> Result<usize> {
+        self.with_session(h, |s, _| {
+            s.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
+            Ok(crypto::SHA256_LEN)
+        })
+    }
+
+    /// C_Digest (single part).
+    pub fn digest(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
+        self.with_session(h, |s, _| {
+            let mut d = s.digest.take().ok_or(Error::OperationNotInitialized)?;
+            d.update(data);
+            Ok(d.finish().to_vec())
+        })
+    }
+
+    /// C_DigestUpdate.
+    pub fn digest_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
+        self.with_session(h, |s, _| {
+            s.digest
+                .as_mut()
+                .ok_or(Error::OperationNotInitialized)?
+                .update(data);
+            Ok(())
+        })
+    }
+
+    /// C_DigestFinal.
+    pub fn digest_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
+        self.with_session(h, |s, _| {
+            let d = s.digest.take().ok_or(Error::OperationNotInitialized)?;
+            Ok(d.finish().to_vec())
+        })
+    }
+
+    /// C_GenerateRandom.
+    pub fn generate_random(&self, h: SessionHandle, buf: &mut [u8]) -> Result<()> {
+        self.with_session(h, |_, _| crypto::random(buf))
+    }
+
+    /// C_SeedRandom: the device's generator takes no seed.
+    pub fn seed_random(&self, h: SessionHandle) -> Result<()> {
+        self.with_session(h, |_, _| Err(Error::RandomSeedNotSupported))
+    }
+
+    /// One pending slot event (a token removed or inserted since last reported), if any.
+    pub fn slot_event(&self) -> Result<Option<SlotId>> {
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            let now = slot.presence()?;
+            let mut seen = lock(&slot.reported);
+            if seen.is_some_and(|s| s != now) {
+                *seen = Some(now);
+                return Ok(Some(slot.id));
+            }
+            *seen = Some(now);
+        }
+        Ok(None)
+    }
+
+    /// C_WaitForSlotEvent: blocks until an event unless `block` is false; returns
+    /// `Error::Finalizing` when the library is finalised meanwhile.
+    pub fn wait_for_slot_event(&self, block: bool) -> Result<Option<SlotId>> {
+        loop {
+            if self.closing.load(Ordering::Acquire) {
+                return Err(Error::Finalizing);
+            }
+            if let Some(id) = self.slot_event()? {
+                return Ok(Some(id));
+            }
+            if !block {
+                return Ok(None);
+            }
+            std::thread::sleep(SLOT_EVENT_POLL);
+        }
+    }
+
+    /// Marks the emulator as closing: blocked waiters return.
+    pub fn shut_down(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+}
+
+fn new_slot(id: SlotId, path: PathBuf) -> Arc<Slot> {
+    Arc::new(Slot {
+        id,
+        path,
+        token: RwLock::new(None),
+        session_objects: RwLock::new(HashMap::new()),
+        reported: Mutex::new(None),
+    })
+}
+
+/// Checks a key's usage flag and `CKA_ALLOWED_MECHANISMS` (PKCS#11 2.40 §4.7).
+fn check_key_use(o: &Object, usage: AttrType, mech: CK_MECHANISM_TYPE) -> Result<()> {
+    if o.ulong(CKA_KEY_TYPE) != Some(CKK_EC) {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    if !o.flag(usage) {
+        return Err(Error::KeyFunctionNotPermitted);
+    }
+    if let Some(allowed) = o.bytes(CKA_ALLOWED_MECHANISMS).filter(|a| !a.is_empty()) {
+        let n = std::mem::size_of::<CK_ULONG>();
+        let ok = allowed
+            .chunks(n)
+            .any(|c| <[u8; 8]>::try_from(c).ok().map(CK_ULONG::from_ne_bytes) == Some(mech));
+        if !ok {
+            return Err(Error::MechanismInvalid(mech));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Device profiles: what a token says it is and how it behaves, as data (TOML), never code.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The profile used when none is named.
+pub const DEFAULT_PROFILE: &str = "jacarta-pki";
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("jacarta-pki", include_str!("../profiles/jacarta-pki.toml")),
+    (
+        "jacarta-pki-pinpad",
+        include_str!("../profiles/jacarta-pki-pinpad.toml"),
+    ),
+];
+
+/// A device profile, e.g. `jacarta-pki`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub slot_description: String,
+    /// Answer-to-reset as hex bytes separated by spaces.
+    pub atr: String,
+    pub usb_vendor: u16,
+    pub usb_product: u16,
+    pub hardware_version: [u8; 2],
+    pub firmware_version: [u8; 2],
+    pub user_pin_min: usize,
+    pub user_pin_max: usize,
+    pub so_pin_min: usize,
+    pub so_pin_max: usize,
+    pub user_pin_tries: u32,
+    pub so_pin_tries: u32,
+    pub default_user_pin: String,
+    pub default_so_pin: String,
+    pub protected_authentication_path: bool,
+    pub kdf_iterations: u32,
+    pub latency: Latency,
+}
+
+/// Per-operation device timings in milliseconds, applied only when latency emulation is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    pub login: u64,
+    pub generate_key_pair: u64,
+    pub sign: u64,
+    pub verify: u64,
+    pub create_object: u64,
+    pub destroy_object: u64,
+    pub find_objects: u64,
+}
+
+/// Operations that have a device timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimedOp {
+    Login,
+    GenerateKeyPair,
+    Sign,
+    Verify,
+    CreateObject,
+    DestroyObject,
+    FindObjects,
+}
+
+impl Latency {
+    /// How long `op` takes on the device.
+    pub fn of(&self, op: TimedOp) -> Duration {
+        Duration::from_millis(match op {
+            TimedOp::Login => self.login,
+            TimedOp::GenerateKeyPair => self.generate_key_pair,
+            TimedOp::Sign => self.sign,
+            TimedOp::Verify => self.verify,
+            TimedOp::CreateObject => self.create_object,
+            TimedOp::DestroyObject => self.destroy_object,
+            TimedOp::FindObjects => self.find_objects,
+        })
+    }
+}
+
+impl Profile {
+    /// Names of the profiles built into kilt.
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTIN.iter().map(|(n, _)| *n)
+    }
+
+    /// A built-in profile by name, or a profile read from a TOML file path.
+    pub fn load(name_or_path: &str) -> Result<Profile> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Profile::parse(text);
+        }
+        if name_or_path.ends_with(".toml") {
+            let text = std::fs::read_to_string(name_or_path)
+                .map_err(|e| Error::Profile(format!("cannot read {name_or_path}: {e}")))?;
+            return Profile::parse(&text);
+        }
+        Err(Error::Profile(format!(
+            "unknown profile {name_or_path:?}; built in: {}; or give a path to a .toml file",
+            Profile::builtin_names().collect::<Vec<_>>().join(", ")
+        )))
+    }
+
+    /// The default profile (`jacarta-pki`).
+    pub fn default_profile() -> Profile {
+        // The embedded profile is checked by a unit test, so this cannot fail at run time.
+        Profile::load(DEFAULT_PROFILE).unwrap_or_else(|e| panic!("built-in profile broken: {e}"))
+    }
+
+    /// Parses and checks a profile.
+    pub fn parse(text: &str) -> Result<Profile> {
+        let p: Profile = toml::from_str(text).map_err(|e| Error::Profile(e.message().into()))?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// The profile as TOML, as stored in a token so it keeps its identity.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Profile(m.into()));
+        if self.user_pin_min == 0 || self.user_pin_min > self.user_pin_max {
+            return bad("user_pin_min must be between 1 and user_pin_max");
+        }
+        if self.so_pin_min == 0 || self.so_pin_min > self.so_pin_max {
+            return bad("so_pin_min must be between 1 and so_pin_max");
+        }
+        if self.user_pin_tries == 0 || self.so_pin_tries == 0 {
+            return bad("PIN tries must be at least 1");
+        }
+        if self.kdf_iterations == 0 {
+            return bad("kdf_iterations must be at least 1");
+        }
+        if self.manufacturer.len() > 32 || self.model.len() > 16 || self.slot_description.len() > 64
+        {
+            return bad(
+                "manufacturer ≤ 32, model ≤ 16, slot_description ≤ 64 bytes (PKCS#11 fields)",
+            );
+        }
+        if self.atr_bytes().is_none() {
+            return bad("atr must be hex bytes separated by spaces");
+        }
+        Ok(())
+    }
+
+    /// The ATR as bytes.
+    pub fn atr_bytes(&self) -> Option<Vec<u8>> {
+        self.atr
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_parse_and_carry_the_device_identity() {
+        for name in Profile::builtin_names() {
+            let p = Profile::load(name).unwrap();
+            assert_eq!(p.name, name);
+            assert_eq!(p.manufacturer, "Aladdin R.D.");
+            assert_eq!(p.model, "JaCarta PKI");
+            assert_eq!(p.slot_description, "Aladdin R.D. JaCarta 00 00");
+            assert_eq!(p.atr_bytes().unwrap().len(), 22);
+            assert_eq!((p.usb_vendor, p.usb_product), (0x24DC, 0x0101));
+            assert_eq!((p.user_pin_tries, p.so_pin_tries), (10, 10));
+            assert_eq!(p.default_user_pin, "1234567890");
+            assert_eq!(p.default_so_pin, "00000000");
+        }
+        assert!(
+            !Profile::load("jacarta-pki")
+                .unwrap()
+                .protected_authentication_path
+        );
+        assert!(
+            Profile::load("jacarta-pki-pinpad")
+                .unwrap()
+                .protected_authentication_path
+        );
+    }
+
+    #[test]
+    fn a_profile_round_trips_through_toml() {
+        let p = Profile::default_profile();
+        assert_eq!(Profile::parse(&p.to_toml()).unwrap(), p);
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_a_reason() {
+        let err = Profile::load("no-such-device").unwrap_err().to_string();
+        assert!(err.contains("jacarta-pki"), "{err}");
+        let mut p = Profile::default_profile();
+        p.user_pin_min = 20;
+        assert!(Profile::parse(&p.to_toml()).is_err());
+        let text = Profile::default_profile().to_toml() + "\nbogus = 1\n";
+        assert!(Profile::parse(&text).is_err());
+    }
+}

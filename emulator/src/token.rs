@@ -1,0 +1,645 @@
+//! One token as this process sees it: the store, a cache revalidated against other processes,
+//! the PIN logic, the hardware control state, and this application's login.
+
+use crate::crypto::{self, EcPrivateKey, KEY_LEN};
+use crate::error::{Error, Result};
+use crate::object::Object;
+use crate::pin::Pin;
+use crate::profile::{Profile, TimedOp};
+use crate::store::{PinOwner, PinRecord, Snapshot, Store};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use zeroize::Zeroizing;
+
+/// Sealing context of private scalars: binds a blob to its purpose.
+const KEY_CONTEXT: &[u8] = b"kilt/ec-private-key/v1";
+
+/// Control keys shared by every process through the store.
+pub mod control {
+    pub const PRESENT: &str = "present";
+    pub const INSERTIONS: &str = "insertions";
+    pub const LATENCY: &str = "latency";
+    /// `fault.<op>` = "<count> <kind>".
+    pub const FAULT_PREFIX: &str = "fault.";
+}
+
+/// What an injected fault makes the operation return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    DeviceError,
+    DeviceMemory,
+    DeviceRemoved,
+    /// A panic inside the library: proves the C boundary catches it.
+    Panic,
+}
+
+impl FaultKind {
+    /// Parses `device-error`, `device-memory` or `device-removed`.
+    pub fn parse(s: &str) -> Option<FaultKind> {
+        match s {
+            "device-error" => Some(FaultKind::DeviceError),
+            "device-memory" => Some(FaultKind::DeviceMemory),
+            "device-removed" => Some(FaultKind::DeviceRemoved),
+            "panic" => Some(FaultKind::Panic),
+            _ => None,
+        }
+    }
+
+    /// The name `parse` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::DeviceError => "device-error",
+            FaultKind::DeviceMemory => "device-memory",
+            FaultKind::DeviceRemoved => "device-removed",
+            FaultKind::Panic => "panic",
+        }
+    }
+
+    fn error(self) -> Error {
+        match self {
+            FaultKind::DeviceError => Error::DeviceError("injected fault".into()),
+            FaultKind::DeviceMemory => Error::DeviceMemory,
+            FaultKind::DeviceRemoved => Error::DeviceRemoved,
+            FaultKind::Panic => panic!("injected panic fault"),
+        }
+    }
+}
+
+/// The operation names faults and latency are keyed by.
+pub fn op_name(op: TimedOp) -> &'static str {
+    match op {
+        TimedOp::Login => "login",
+        TimedOp::GenerateKeyPair => "generate",
+        TimedOp::Sign => "sign",
+        TimedOp::Verify => "verify",
+        TimedOp::CreateObject => "create",
+        TimedOp::DestroyObject => "destroy",
+        TimedOp::FindObjects => "find",
+    }
+}
+
+/// All operations with a timing, for parsing names.
+pub const TIMED_OPS: [TimedOp; 7] = [
+    TimedOp::Login,
+    TimedOp::GenerateKeyPair,
+    TimedOp::Sign,
+    TimedOp::Verify,
+    TimedOp::CreateObject,
+    TimedOp::DestroyObject,
+    TimedOp::FindObjects,
+];
+
+/// The logged-in user of this application, holding the unwrapped token key.
+pub struct Login {
+    pub who: PinOwner,
+    key: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("who", &self.who)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    meta: BTreeMap<String, Vec<u8>>,
+    pins: HashMap<PinOwner, PinRecord>,
+    control: BTreeMap<String, String>,
+    objects: HashMap<u64, Arc<Object>>,
+    /// Faults given by the environment (KILT_FAULTS), counted in this process only.
+    env_faults: HashMap<&'static str, (u64, FaultKind)>,
+}
+
+/// Presence and counters a session checks on every call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presence {
+    pub present: bool,
+    pub insertions: u64,
+}
+
+/// A token in a slot.
+pub struct Token {
+    store: Mutex<Store>,
+    cache: RwLock<Cache>,
+    profile: Profile,
+    login: RwLock<Option<Login>>,
+    keys: RwLock<HashMap<u64, Arc<EcPrivateKey>>>,
+    env_latency: Option<bool>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("label", &self.label())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings a process takes from its environment.
+#[derive(Clone, Debug, Default)]
+pub struct EnvOverrides {
+    /// KILT_LATENCY=on|off.
+    pub latency: Option<bool>,
+    /// KILT_FAULTS, e.g. `sign=3` or `sign=3:device-removed,login=1`.
+    pub faults: Vec<(TimedOp, u64, FaultKind)>,
+}
+
+impl EnvOverrides {
+    /// Reads KILT_LATENCY and KILT_FAULTS; a bad value is reported and ignored, never fatal
+    /// inside a host application.
+    pub fn from_env() -> EnvOverrides {
+        let latency = match std::env::var("KILT_LATENCY").ok().as_deref() {
+            Some("on" | "1" | "true") => Some(true),
+            Some("off" | "0" | "false") => Some(false),
+            _ => None,
+        };
+        let faults = std::env::var("KILT_FAULTS")
+            .map(|v| parse_faults(&v).unwrap_or_default())
+            .unwrap_or_default();
+        EnvOverrides { latency, faults }
+    }
+}
+
+/// Parses `op=count[:kind],...`.
+pub fn parse_faults(spec: &str) -> Option<Vec<(TimedOp, u64, FaultKind)>> {
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|item| {
+            let (op, rest) = item.trim().split_once('=')?;
+            let (count, kind) = match rest.split_once(':') {
+                Some((c, k)) => (c, FaultKind::parse(k)?),
+                None => (rest, FaultKind::DeviceError),
+            };
+            let op = TIMED_OPS.into_iter().find(|o| op_name(*o) == op)?;
+            Some((op, count.parse().ok()?, kind))
+        })
+        .collect()
+}
+
+/// A new PIN record sealing `key` under `pin`.
+pub fn pin_record(
+    pin: &Pin,
+    key: &[u8; KEY_LEN],
+    tries: u32,
+    iterations: u32,
+) -> Result<PinRecord> {
+    let mut salt = vec![0u8; 16];
+    crypto::random(&mut salt)?;
+    let kek = crypto::pin_key(pin.as_bytes(), &salt, iterations);
+    Ok(PinRecord {
+        wrapped: crypto::seal(&kek, b"kilt/token-key/v1", key)?,
+        salt,
+        tries_left: tries,
+        failed_since_ok: false,
+        to_be_changed: false,
+    })
+}
+
+fn unwrap_key(pin: &Pin, rec: &PinRecord, iterations: u32) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+    let kek = crypto::pin_key(pin.as_bytes(), &rec.salt, iterations);
+    let plain = crypto::open(&kek, b"kilt/token-key/v1", &rec.wrapped)?;
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    if plain.len() != KEY_LEN {
+        return None;
+    }
+    key.copy_from_slice(&plain);
+    Some(key)
+}
+
+/// A fresh random token key.
+pub fn new_token_key() -> Result<Zeroizing<[u8; KEY_LEN]>> {
+    let mut k = Zeroizing::new([0u8; KEY_LEN]);
+    crypto::random(k.as_mut())?;
+    Ok(k)
+}
+
+impl Token {
+    /// Opens the token stored at `path`.
+    pub fn open(path: &Path, env: &EnvOverrides) -> Result<Token> {
+        let store = Store::open(path)?;
+        Token::with_store(store, env)
+    }
+
+    /// Wraps an open store.
+    pub fn with_store(mut store: Store, env: &EnvOverrides) -> Result<Token> {
+        let snap = store.refresh()?.unwrap_or_default();
+        let profile = snap
+            .meta
+            .get("profile")
+            .map(|p| Profile::parse(&String::from_utf8_lossy(p)))
+            .transpose()?
+            .unwrap_or_else(Profile::default_profile);
+        let mut cache = Cache::default();
+        for (op, n, kind) in &env.faults {
+            cache.env_faults.insert(op_name(*op), (*n, *kind));
+        }
+        let token = Token {
+            store: Mutex::new(store),
+            cache: RwLock::new(cache),
+            profile,
+            login: RwLock::new(None),
+            keys: RwLock::new(HashMap::new()),
+            env_latency: env.latency,
+        };
+        token.apply(snap);
+        Ok(token)
+    }
+
+    fn apply(&self, snap: Snapshot) {
+        let before = self.presence();
+        let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        c.meta = snap.meta;
+        c.pins = snap.pins;
+        c.control = snap.control;
+        if let Some(objs) = snap.objects {
+            c.objects = objs;
+        }
+        drop(c);
+        // Another process removed or re-inserted the token: this application's login is gone,
+        // as on the device.
+        let after = self.presence();
+        if after != before {
+            self.logout();
+        }
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cache_mut(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Picks up other processes' changes (cheap when there are none: one `PRAGMA data_version`).
+    pub fn refresh(&self) -> Result<()> {
+        let snap = self.store().refresh()?;
+        if let Some(s) = snap {
+            self.apply(s);
+        }
+        Ok(())
+    }
+
+    /// The device profile the token was made with.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    fn meta_str(&self, key: &str) -> String {
+        self.cache()
+            .meta
+            .get(key)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The token label.
+    pub fn label(&self) -> String {
+        self.meta_str("label")
+    }
+
+    /// The token serial number.
+    pub fn serial(&self) -> String {
+        self.meta_str("serial")
+    }
+
+    /// Whether the token is inserted, and how many times it was (re)inserted.
+    pub fn presence(&self) -> Presence {
+        let c = self.cache();
+        Presence {
+            present: c.control.get(control::PRESENT).is_none_or(|v| v != "0"),
+            insertions: c
+                .control
+                .get(control::INSERTIONS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }
+    }
+
+    /// Removes or inserts the token, for every process using it.
+    pub fn set_present(&self, present: bool) -> Result<()> {
+        self.refresh()?;
+        let cur = self.presence();
+        if cur.present == present {
+            return Ok(());
+        }
+        {
+            let mut st = self.store();
+            if present {
+                st.set_control(control::INSERTIONS, Some(&(cur.insertions + 1).to_string()))?;
+                st.set_control(control::PRESENT, None)?;
+            } else {
+                st.set_control(control::PRESENT, Some("0"))?;
+            }
+        }
+        // Whatever this process held of the user's keys goes with the token.
+        self.logout();
+        self.reload_small()
+    }
+
+    /// Turns device latency on or off for every process (`None` clears the setting).
+    pub fn set_latency(&self, on: Option<bool>) -> Result<()> {
+        self.store()
+            .set_control(control::LATENCY, on.map(|b| if b { "on" } else { "off" }))?;
+        self.reload_small()
+    }
+
+    /// Makes the next `count` operations `op` fail with `kind`, for every process.
+    pub fn inject_fault(&self, op: TimedOp, count: u64, kind: FaultKind) -> Result<()> {
+        let key = format!("{}{}", control::FAULT_PREFIX, op_name(op));
+        let value = (count > 0).then(|| format!("{count} {}", kind.name()));
+        self.store().set_control(&key, value.as_deref())?;
+        self.reload_small()
+    }
+
+    /// Whether device latency is on (environment first, then the token's control setting).
+    pub fn latency_on(&self) -> bool {
+        self.env_latency.unwrap_or_else(|| {
+            self.cache()
+                .control
+                .get(control::LATENCY)
+                .is_some_and(|v| v == "on")
+        })
+    }
+
+    /// Faults waiting on the token: (operation, count left, kind).
+    pub fn pending_faults(&self) -> Vec<(String, u64, String)> {
+        self.cache()
+            .control
+            .iter()
+            .filter_map(|(k, v)| {
+                let op = k.strip_prefix(control::FAULT_PREFIX)?;
+                let (n, kind) = v.split_once(' ')?;
+                Some((op.to_string(), n.parse().ok()?, kind.to_string()))
+            })
+            .collect()
+    }
+
+    /// Hardware behaviour before an operation: the device's latency when on, and any injected
+    /// fault (which consumes one count).
+    pub fn before(&self, op: TimedOp) -> Result<()> {
+        let name = op_name(op);
+        let key = format!("{}{name}", control::FAULT_PREFIX);
+        if self.latency_on() {
+            std::thread::sleep(self.profile.latency.of(op));
+        }
+        let (stored_fault, env_fault) = {
+            let c = self.cache();
+            (
+                c.control.contains_key(&key),
+                c.env_faults.contains_key(name),
+            )
+        };
+        if env_fault {
+            let mut c = self.cache_mut();
+            if let Some((n, kind)) = c.env_faults.get_mut(name) {
+                let kind = *kind;
+                *n -= 1;
+                if *n == 0 {
+                    c.env_faults.remove(name);
+                }
+                return Err(kind.error());
+            }
+        }
+        if stored_fault {
+            let taken = self.store().take_control_count(&key)?;
+            self.reload_small()?;
+            if let Some(kind) = taken {
+                return Err(FaultKind::parse(&kind)
+                    .unwrap_or(FaultKind::DeviceError)
+                    .error());
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored PIN record of `who`.
+    pub fn pin_record(&self, who: PinOwner) -> Option<PinRecord> {
+        self.cache().pins.get(&who).cloned()
+    }
+
+    fn max_tries(&self, who: PinOwner) -> u32 {
+        match who {
+            PinOwner::So => self.profile.so_pin_tries,
+            PinOwner::User => self.profile.user_pin_tries,
+        }
+    }
+
+    /// Checks a PIN like the device: refuses a locked PIN, takes a try and stores it before the
+    /// comparison, gives it back on success. Returns the token key the PIN unlocks.
+    pub fn verify_pin(&self, who: PinOwner, pin: &Pin) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        self.before(TimedOp::Login)?;
+        let rec = self.store().take_pin_try(who)?;
+        let rec = match rec {
+            Some(r) => r,
+            None if who == PinOwner::User => return Err(Error::UserPinNotInitialized),
+            None => return Err(Error::TokenNotInitialized),
+        };
+        if rec.tries_left == 0 {
+            self.refresh()?;
+            return Err(Error::PinLocked);
+        }
+        let result = unwrap_key(pin, &rec, self.profile.kdf_iterations);
+        if result.is_some() {
+            self.store().pin_succeeded(who, self.max_tries(who))?;
+        }
+        self.reload_small()?;
+        result.ok_or(Error::PinIncorrect {
+            tries_left: rec.tries_left - 1,
+        })
+    }
+
+    /// Re-reads PIN records and control values after this process wrote them (our own commits
+    /// do not move our `data_version`, so `refresh` would not see them).
+    fn reload_small(&self) -> Result<()> {
+        let (pins, control) = self.store().read_pins_and_control()?;
+        let mut c = self.cache_mut();
+        c.pins = pins;
+        c.control = control;
+        Ok(())
+    }
+
+    /// Sets `who`'s PIN to `pin`, sealing `key` under it (full tries, not "to be changed").
+    pub fn set_pin(&self, who: PinOwner, pin: &Pin, key: &[u8; KEY_LEN]) -> Result<()> {
+        let rec = pin_record(pin, key, self.max_tries(who), self.profile.kdf_iterations)?;
+        self.store().set_pin(who, &rec)?;
+        self.reload_small()
+    }
+
+    /// Marks the user PIN "to be changed" (as after an SO reset or a default PIN).
+    pub fn mark_pin_to_be_changed(&self, who: PinOwner) -> Result<()> {
+        let Some(mut rec) = self.pin_record(who) else {
+            return Ok(());
+        };
+        rec.to_be_changed = true;
+        self.store().set_pin(who, &rec)?;
+        self.reload_small()
+    }
+
+    /// Checks a PIN's length and characters against the profile.
+    pub fn check_pin_format(&self, who: PinOwner, pin: &Pin) -> Result<()> {
+        let (min, max) = match who {
+            PinOwner::So => (self.profile.so_pin_min, self.profile.so_pin_max),
+            PinOwner::User => (self.profile.user_pin_min, self.profile.user_pin_max),
+        };
+        check_pin_format(pin, min, max)
+    }
+
+    /// Re-initialises the token (C_InitToken): every object and the user PIN go.
+    pub fn reinitialise(&self, label: &str, so_pin: &Pin) -> Result<()> {
+        self.verify_pin(PinOwner::So, so_pin)?;
+        let key = new_token_key()?;
+        let rec = pin_record(
+            so_pin,
+            &key,
+            self.profile.so_pin_tries,
+            self.profile.kdf_iterations,
+        )?;
+        self.store()
+            .reinitialise(&[("label", label.as_bytes().to_vec())], &rec)?;
+        self.logout();
+        let mut c = self.cache_mut();
+        c.objects.clear();
+        c.meta.insert("label".into(), label.as_bytes().to_vec());
+        drop(c);
+        self.reload_small()
+    }
+
+    /// Records a successful login of this application.
+    pub fn set_login(&self, who: PinOwner, key: Zeroizing<[u8; KEY_LEN]>) {
+        *self.login.write().unwrap_or_else(|e| e.into_inner()) = Some(Login { who, key });
+    }
+
+    /// Who is logged in (in this application).
+    pub fn logged_in(&self) -> Option<PinOwner> {
+        self.login
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.who)
+    }
+
+    /// The token key of the logged-in user or SO.
+    pub fn login_key(&self) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+        self.login
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.key.clone())
+    }
+
+    /// Forgets the login and every unsealed key.
+    pub fn logout(&self) {
+        *self.login.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// A token object by handle.
+    pub fn object(&self, handle: u64) -> Option<Arc<Object>> {
+        self.cache().objects.get(&handle).cloned()
+    }
+
+    /// Every token object with its handle.
+    pub fn objects(&self) -> Vec<(u64, Arc<Object>)> {
+        let mut v: Vec<_> = self
+            .cache()
+            .objects
+            .iter()
+            .map(|(h, o)| (*h, o.clone()))
+            .collect();
+        v.sort_by_key(|(h, _)| *h);
+        v
+    }
+
+    /// Visits token objects without copying the list (the find hot path).
+    pub fn for_each_object(&self, mut f: impl FnMut(u64, &Object)) {
+        for (h, o) in &self.cache().objects {
+            f(*h, o);
+        }
+    }
+
+    /// Seals a private scalar under the logged-in user's token key.
+    pub fn seal_private(&self, scalar: &[u8]) -> Result<Vec<u8>> {
+        let key = self.login_key().ok_or(Error::NotLoggedIn)?;
+        crypto::seal(&key, KEY_CONTEXT, scalar)
+    }
+
+    /// The usable private key of object `handle`, unsealed once per login and cached.
+    pub fn private_key(&self, handle: u64, obj: &Object) -> Result<Arc<EcPrivateKey>> {
+        if let Some(k) = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&handle)
+        {
+            return Ok(k.clone());
+        }
+        let sealed = obj.secret.as_ref().ok_or(Error::KeyTypeInconsistent)?;
+        let key = self.login_key().ok_or(Error::NotLoggedIn)?;
+        let scalar = crypto::open(&key, KEY_CONTEXT, sealed)
+            .ok_or_else(|| Error::DeviceError("a stored key does not decrypt".into()))?;
+        let k = Arc::new(EcPrivateKey::from_scalar(&scalar)?);
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle, k.clone());
+        Ok(k)
+    }
+
+    /// Unseals a private scalar for an extractable, non-sensitive key.
+    pub fn reveal_private(&self, obj: &Object) -> Result<Zeroizing<Vec<u8>>> {
+        let sealed = obj.secret.as_ref().ok_or(Error::KeyTypeInconsistent)?;
+        let key = self.login_key().ok_or(Error::NotLoggedIn)?;
+        crypto::open(&key, KEY_CONTEXT, sealed)
+            .ok_or_else(|| Error::DeviceError("a stored key does not decrypt".into()))
+    }
+
+    /// Stores new token objects (one transaction) and returns their handles.
+    pub fn insert(&self, objs: &[Object]) -> Result<Vec<u64>> {
+        let refs: Vec<&Object> = objs.iter().collect();
+        let handles = self.store().insert_objects(&refs)?;
+        let mut c = self.cache_mut();
+        for (h, o) in handles.iter().zip(objs) {
+            c.objects.insert(*h, Arc::new(o.clone()));
+        }
+        Ok(handles)
+    }
+
+    /// Replaces a token object.
+    pub fn update(&self, handle: u64, obj: Object) -> Result<()> {
+        self.store().update_object(handle, &obj)?;
+        self.cache_mut().objects.insert(handle, Arc::new(obj));
+        Ok(())
+    }
+
+    /// Deletes a token object.
+    pub fn delete(&self, handle: u64) -> Result<()> {
+        self.store().delete_object(handle)?;
+        self.cache_mut().objects.remove(&handle);
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&handle);
+        Ok(())
+    }
+}
+
+/// Checks a PIN's length (in bytes) and that it is printable ASCII.
+pub fn check_pin_format(pin: &Pin, min: usize, max: usize) -> Result<()> {
+    let b = pin.as_bytes();
+    if b.len() < min || b.len() > max {
+        return Err(Error::PinLenRange { min, max });
+    }
+    if !b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+        return Err(Error::PinInvalid);
+    }
+    Ok(())
+}

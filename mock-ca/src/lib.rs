@@ -1,0 +1,8 @@
+//! The KISC-like mock CA `kilt-ca` (issue 4).
+//!
+//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
+//! folder layout of DESIGN.md holds from the first commit.
+//!
+//! ```
+//! // Nothing to call yet.
+//! ```

@@ -1,0 +1,8 @@
+//! Wire types shared by the kilt client and servers (issues 4-6).
+//!
+//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
+//! folder layout of DESIGN.md holds from the first commit.
+//!
+//! ```
+//! // Nothing to call yet.
+//! ```
