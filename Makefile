@@ -1,0 +1,18 @@
+# The README's two commands. Each installs what is missing first (scripts/ensure-deps).
+.PHONY: demo test deps
+
+deps:
+	@scripts/ensure-deps
+
+## The main job: the emulated token end to end with the tools people already use.
+demo: deps
+	@cargo build --quiet --release -p kilt-emulator -p kilt-pkcs11
+	@scripts/demo target/release
+
+## Every test: unit, integration (the built .so through cryptoki), peers (pkcs11-tool, p11tool,
+## OpenSSL's engine, SoftHSM2), formatting and lints.
+test: deps
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo build --workspace --quiet
+	KILT_REQUIRE_PEERS=1 cargo test --workspace
