@@ -64,10 +64,14 @@ fn signatures_verify_with_an_independent_verifier_single_and_multi_part() {
         s.sign_update(chunk).unwrap();
     }
     let multi = s.sign_final().unwrap();
-    vk.verify_prehash(&digest, &p256::ecdsa::Signature::from_slice(&multi).unwrap())
-        .unwrap();
+    vk.verify_prehash(
+        &digest,
+        &p256::ecdsa::Signature::from_slice(&multi).unwrap(),
+    )
+    .unwrap();
     // And the token's own verifier agrees, and refuses a changed message.
-    s.verify(&Mechanism::EcdsaSha256, public, &msg, &multi).unwrap();
+    s.verify(&Mechanism::EcdsaSha256, public, &msg, &multi)
+        .unwrap();
     assert_eq!(
         rv(s.verify(&Mechanism::EcdsaSha256, public, b"other", &multi)),
         RvError::SignatureInvalid
@@ -84,14 +88,23 @@ fn private_keys_are_hidden_before_login_and_never_revealed() {
     let (_, private) = key_pair(&s, b"\x02");
     // cryptoki drops unavailable attributes from get_attributes; the info call shows why.
     assert!(matches!(
-        s.get_attribute_info(private, &[AttributeType::Value]).unwrap()[..],
+        s.get_attribute_info(private, &[AttributeType::Value])
+            .unwrap()[..],
         [cryptoki::object::AttributeInfo::Sensitive]
     ));
-    assert!(s.get_attributes(private, &[AttributeType::Value]).unwrap().is_empty());
+    assert!(
+        s.get_attributes(private, &[AttributeType::Value])
+            .unwrap()
+            .is_empty()
+    );
     let attrs = s
         .get_attributes(
             private,
-            &[AttributeType::Sensitive, AttributeType::Extractable, AttributeType::NeverExtractable],
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::NeverExtractable,
+            ],
         )
         .unwrap();
     assert_eq!(
@@ -108,7 +121,10 @@ fn private_keys_are_hidden_before_login_and_never_revealed() {
         .unwrap();
     assert!(found.is_empty(), "private keys are invisible to the public");
     // Signing with a key the caller cannot see is a bad *key* handle (§5.11 C_SignInit).
-    assert_eq!(rv(s.sign(&Mechanism::Ecdsa, private, &[0; 32])), RvError::KeyHandleInvalid);
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[0; 32])),
+        RvError::KeyHandleInvalid
+    );
 }
 
 #[test]
@@ -117,16 +133,29 @@ fn wrong_pins_count_down_the_tenth_locks_and_the_so_unblocks() {
     let p = &harness().pkcs11;
     let s = p.open_rw_session(slot).unwrap();
     for i in 1..=9 {
-        assert_eq!(rv(s.login(UserType::User, Some(&pin("0000")))), RvError::PinIncorrect);
+        assert_eq!(
+            rv(s.login(UserType::User, Some(&pin("0000")))),
+            RvError::PinIncorrect
+        );
         let t = p.get_token_info(slot).unwrap();
         assert!(t.user_pin_count_low(), "after {i} wrong");
-        assert_eq!(t.user_pin_final_try(), i == 9, "final try flag after {i} wrong");
+        assert_eq!(
+            t.user_pin_final_try(),
+            i == 9,
+            "final try flag after {i} wrong"
+        );
         assert!(!t.user_pin_locked());
     }
     // The 10th wrong PIN uses the last try, as the device's 63 C0; then the PIN is locked.
-    assert_eq!(rv(s.login(UserType::User, Some(&pin("0000")))), RvError::PinIncorrect);
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&pin("0000")))),
+        RvError::PinIncorrect
+    );
     assert!(p.get_token_info(slot).unwrap().user_pin_locked());
-    assert_eq!(rv(s.login(UserType::User, Some(&pin(USER_PIN)))), RvError::PinLocked);
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&pin(USER_PIN)))),
+        RvError::PinLocked
+    );
     // The SO sets a new user PIN, which unblocks it.
     s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
     s.init_pin(&pin("4321abcd")).unwrap();
@@ -136,7 +165,10 @@ fn wrong_pins_count_down_the_tenth_locks_and_the_so_unblocks() {
     s.login(UserType::User, Some(&pin("4321abcd"))).unwrap();
     // A wrong PIN of an impossible length is refused without using a try.
     s.logout().unwrap();
-    assert_eq!(rv(s.login(UserType::User, Some(&pin("12")))), RvError::PinLenRange);
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&pin("12")))),
+        RvError::PinLenRange
+    );
     assert!(!p.get_token_info(slot).unwrap().user_pin_count_low());
 }
 
@@ -157,13 +189,13 @@ fn session_states_follow_the_login_rules() {
         ro.get_session_info().unwrap().session_state(),
         cryptoki::session::SessionState::RoUser
     );
-    assert_eq!(rv(ro.login(UserType::User, Some(&pin(USER_PIN)))), RvError::UserAlreadyLoggedIn);
+    assert_eq!(
+        rv(ro.login(UserType::User, Some(&pin(USER_PIN)))),
+        RvError::UserAlreadyLoggedIn
+    );
     // A token object cannot be created in a read-only session.
     assert_eq!(
-        rv(ro.create_object(&[
-            Attribute::Class(ObjectClass::DATA),
-            Attribute::Token(true),
-        ])),
+        rv(ro.create_object(&[Attribute::Class(ObjectClass::DATA), Attribute::Token(true),])),
         RvError::SessionReadOnly
     );
     drop(ro);
@@ -184,13 +216,19 @@ fn removal_mid_session_gives_device_removed_and_reinsertion_is_an_event() {
     let (_, private) = key_pair(&s, b"\x03");
     let ctl = control(slot);
     ctl.set_present(false).unwrap();
-    assert_eq!(rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])), RvError::DeviceRemoved);
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])),
+        RvError::DeviceRemoved
+    );
     assert!(!p.get_slots_with_token().unwrap().contains(&slot));
     assert_eq!(rv(p.open_rw_session(slot)), RvError::TokenNotPresent);
     assert_eq!(rv(p.get_token_info(slot)), RvError::TokenNotPresent);
     ctl.set_present(true).unwrap();
     // The old session was closed with the removal; the login is gone too.
-    assert_eq!(rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])), RvError::SessionHandleInvalid);
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])),
+        RvError::SessionHandleInvalid
+    );
     let s2 = p.open_rw_session(slot).unwrap();
     assert_eq!(
         s2.get_session_info().unwrap().session_state(),
@@ -198,7 +236,10 @@ fn removal_mid_session_gives_device_removed_and_reinsertion_is_an_event() {
     );
     // Keys survive removal.
     s2.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    assert_eq!(s2.sign(&Mechanism::Ecdsa, private, &[1; 32]).unwrap().len(), 64);
+    assert_eq!(
+        s2.sign(&Mechanism::Ecdsa, private, &[1; 32]).unwrap().len(),
+        64
+    );
 }
 
 #[test]
@@ -230,14 +271,31 @@ fn injected_faults_fail_exactly_the_next_operations_and_panics_stay_inside() {
     let s = user_session(slot);
     let (_, private) = key_pair(&s, b"\x05");
     let ctl = control(slot);
-    ctl.inject_fault(TimedOp::Sign, 2, FaultKind::DeviceError).unwrap();
-    assert_eq!(rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])), RvError::DeviceError);
-    assert_eq!(rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])), RvError::DeviceError);
-    assert_eq!(s.sign(&Mechanism::Ecdsa, private, &[1; 32]).unwrap().len(), 64);
+    ctl.inject_fault(TimedOp::Sign, 2, FaultKind::DeviceError)
+        .unwrap();
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])),
+        RvError::DeviceError
+    );
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])),
+        RvError::DeviceError
+    );
+    assert_eq!(
+        s.sign(&Mechanism::Ecdsa, private, &[1; 32]).unwrap().len(),
+        64
+    );
     // A panic inside the library becomes CKR_GENERAL_ERROR; the host process lives on.
-    ctl.inject_fault(TimedOp::Sign, 1, FaultKind::Panic).unwrap();
-    assert_eq!(rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])), RvError::GeneralError);
-    assert_eq!(s.sign(&Mechanism::Ecdsa, private, &[1; 32]).unwrap().len(), 64);
+    ctl.inject_fault(TimedOp::Sign, 1, FaultKind::Panic)
+        .unwrap();
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])),
+        RvError::GeneralError
+    );
+    assert_eq!(
+        s.sign(&Mechanism::Ecdsa, private, &[1; 32]).unwrap().len(),
+        64
+    );
 }
 
 #[test]
@@ -269,11 +327,17 @@ fn objects_keep_their_attribute_rules() {
         rv(s.update_attributes(private, &[Attribute::Sensitive(false)])),
         RvError::AttributeReadOnly
     );
-    s.update_attributes(private, &[Attribute::Label(b"renamed".to_vec())]).unwrap();
-    let found = s.find_objects(&[Attribute::Label(b"renamed".to_vec())]).unwrap();
+    s.update_attributes(private, &[Attribute::Label(b"renamed".to_vec())])
+        .unwrap();
+    let found = s
+        .find_objects(&[Attribute::Label(b"renamed".to_vec())])
+        .unwrap();
     assert_eq!(found, vec![private]);
     s.destroy_object(data).unwrap();
-    assert_eq!(rv(s.get_attributes(data, &[AttributeType::Value])), RvError::ObjectHandleInvalid);
+    assert_eq!(
+        rv(s.get_attributes(data, &[AttributeType::Value])),
+        RvError::ObjectHandleInvalid
+    );
 }
 
 #[test]

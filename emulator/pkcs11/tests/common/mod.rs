@@ -24,7 +24,11 @@ pub fn module_path() -> PathBuf {
         .and_then(|d| d.parent())
         .expect("target dir")
         .join("libkilt_pkcs11.so");
-    assert!(p.exists(), "{} missing: build it with `cargo build -p kilt-pkcs11`", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: build it with `cargo build -p kilt-pkcs11`",
+        p.display()
+    );
     p
 }
 
@@ -101,7 +105,11 @@ pub fn key_pair(s: &Session, id: &[u8]) -> (ObjectHandle, ObjectHandle) {
             Attribute::Id(id.to_vec()),
             Attribute::Verify(true),
         ],
-        &[Attribute::Token(true), Attribute::Id(id.to_vec()), Attribute::Sign(true)],
+        &[
+            Attribute::Token(true),
+            Attribute::Id(id.to_vec()),
+            Attribute::Sign(true),
+        ],
     )
     .unwrap()
 }
@@ -114,6 +122,10 @@ pub fn verifier(s: &Session, public: ObjectHandle) -> p256::ecdsa::VerifyingKey 
     let Attribute::EcPoint(der) = &attrs[0] else {
         panic!("no EC point")
     };
-    assert_eq!(&der[..2], &[0x04, 0x41], "CKA_EC_POINT is a DER OCTET STRING");
+    assert_eq!(
+        &der[..2],
+        &[0x04, 0x41],
+        "CKA_EC_POINT is a DER OCTET STRING"
+    );
     p256::ecdsa::VerifyingKey::from_sec1_bytes(&der[2..]).unwrap()
 }
