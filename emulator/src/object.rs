@@ -179,9 +179,9 @@ impl Class {
         // Class-specific entries come last and win (e.g. CKA_VALUE of a private key is sensitive).
         self.tables()
             .iter()
+            .rev()
             .flat_map(|t| t.iter())
-            .filter(|s| s.ty == ty)
-            .last()
+            .find(|s| s.ty == ty)
             .copied()
     }
 

@@ -15,12 +15,25 @@ const TRIES: u32 = 10;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Open { rw: bool },
+    Open {
+        rw: bool,
+    },
     Close(usize),
-    Login { so: bool, correct: bool, s: usize },
+    Login {
+        so: bool,
+        correct: bool,
+        s: usize,
+    },
     Logout(usize),
-    Create { s: usize, token: bool, private: bool },
-    Destroy { s: usize, o: usize },
+    Create {
+        s: usize,
+        token: bool,
+        private: bool,
+    },
+    Destroy {
+        s: usize,
+        o: usize,
+    },
     InitPin(usize),
     Find(usize),
 }
@@ -32,8 +45,11 @@ fn op() -> impl Strategy<Value = Op> {
         (any::<bool>(), prop::bool::weighted(0.4), 0..4usize)
             .prop_map(|(so, correct, s)| Op::Login { so, correct, s }),
         (0..4usize).prop_map(Op::Logout),
-        (0..4usize, any::<bool>(), any::<bool>())
-            .prop_map(|(s, token, private)| Op::Create { s, token, private }),
+        (0..4usize, any::<bool>(), any::<bool>()).prop_map(|(s, token, private)| Op::Create {
+            s,
+            token,
+            private
+        }),
         (0..4usize, 0..8usize).prop_map(|(s, o)| Op::Destroy { s, o }),
         (0..4usize).prop_map(Op::InitPin),
         (0..4usize).prop_map(Op::Find),
@@ -89,7 +105,10 @@ fn same<T: std::fmt::Debug, U: std::fmt::Debug>(got: &Result<T, Error>, want: &R
 
 fn data(token: bool, private: bool) -> Vec<Attr> {
     vec![
-        (cryptoki_sys::CKA_CLASS, object::ulong(cryptoki_sys::CKO_DATA)),
+        (
+            cryptoki_sys::CKA_CLASS,
+            object::ulong(cryptoki_sys::CKO_DATA),
+        ),
         (cryptoki_sys::CKA_TOKEN, object::bool(token)),
         (cryptoki_sys::CKA_PRIVATE, object::bool(private)),
     ]
@@ -143,7 +162,11 @@ fn step(emu: &Emulator, m: &mut Model, op: &Op) {
             let user = if *so { UserType::So } else { UserType::User };
             let got = emu.login(h, user, Some(&Pin::from(pin)));
             same(&got, &want);
-            let counter = if *so { &mut m.so_tries } else { &mut m.user_tries };
+            let counter = if *so {
+                &mut m.so_tries
+            } else {
+                &mut m.user_tries
+            };
             match want {
                 Ok(()) => {
                     *counter = TRIES;

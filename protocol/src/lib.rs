@@ -3,6 +3,6 @@
 //! Placeholder: this crate is built by a later issue; the workspace lists it now so the
 //! folder layout of DESIGN.md holds from the first commit.
 //!
-//! ```
-//! // Nothing to call yet.
+//! ```text
+//! Nothing to call yet.
 //! ```

@@ -9,9 +9,9 @@
 //! Load it like any module:
 //!
 //! ```no_run
-//! use cryptoki::context::{CInitializeArgs, Pkcs11};
+//! use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 //! let pkcs11 = Pkcs11::new("target/debug/libkilt_pkcs11.so")?;
-//! pkcs11.initialize(CInitializeArgs::OsThreads)?;
+//! pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
 //! for slot in pkcs11.get_slots_with_token()? {
 //!     println!("{}", pkcs11.get_token_info(slot)?.label());
 //! }

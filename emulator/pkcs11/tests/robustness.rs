@@ -46,7 +46,7 @@ unsafe fn hostile(_dir: &std::path::Path) {
 
         // C_Initialize argument rules (§5.4).
         let mut args: CK_C_INITIALIZE_ARGS = std::mem::zeroed();
-        args.pReserved = 1 as *mut _;
+        args.pReserved = std::ptr::dangling_mut();
         assert_eq!(
             C_Initialize(&mut args as *mut _ as *mut _),
             CKR_ARGUMENTS_BAD
@@ -87,7 +87,7 @@ unsafe fn hostile(_dir: &std::path::Path) {
             CKR_ARGUMENTS_BAD
         );
         assert_eq!(
-            C_GetInterface(b"nope\0".as_ptr() as *mut _, null_mut(), &mut iface, 0),
+            C_GetInterface(c"nope".as_ptr() as *mut _, null_mut(), &mut iface, 0),
             CKR_ARGUMENTS_BAD
         );
         let mut v2 = CK_VERSION {
@@ -95,7 +95,7 @@ unsafe fn hostile(_dir: &std::path::Path) {
             minor: 40,
         };
         assert_eq!(
-            C_GetInterface(b"PKCS 11\0".as_ptr() as *mut _, &mut v2, &mut iface, 0),
+            C_GetInterface(c"PKCS 11".as_ptr() as *mut _, &mut v2, &mut iface, 0),
             CKR_OK
         );
         let v = *((*iface).pFunctionList as *const CK_VERSION);
@@ -545,7 +545,7 @@ unsafe fn hostile(_dir: &std::path::Path) {
         // Slot events.
         let mut slot: CK_SLOT_ID = 0;
         assert_eq!(
-            C_WaitForSlotEvent(CKF_DONT_BLOCK, &mut slot, 1 as *mut _),
+            C_WaitForSlotEvent(CKF_DONT_BLOCK, &mut slot, std::ptr::dangling_mut()),
             CKR_ARGUMENTS_BAD
         );
         assert_eq!(
@@ -558,7 +558,7 @@ unsafe fn hostile(_dir: &std::path::Path) {
         );
 
         // Finalize.
-        assert_eq!(C_Finalize(1 as *mut _), CKR_ARGUMENTS_BAD);
+        assert_eq!(C_Finalize(std::ptr::dangling_mut()), CKR_ARGUMENTS_BAD);
         assert_eq!(C_Finalize(null_mut()), CKR_OK);
         assert_eq!(
             C_GetSessionInfo(h, &mut sinfo),

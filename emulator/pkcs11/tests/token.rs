@@ -250,7 +250,6 @@ fn sessions_on_several_threads_sign_concurrently() {
     let vk = verifier(&s, public);
     std::thread::scope(|scope| {
         for t in 0..4u8 {
-            let vk = vk;
             scope.spawn(move || {
                 // Session is Send, not Sync: one session per thread.
                 let own = harness().pkcs11.open_ro_session(slot).unwrap();
