@@ -38,15 +38,14 @@ fn kilt_token() -> PathBuf {
 }
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
+    Command::new(program)
         .args(args)
         .env("KILT_TOKEN_DIR", dir)
         .env("SO_PIN", SO)
         .env("USER_PIN", PIN)
         .env("PKCS11_MODULE_PATH", common::module_path())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    out
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
 }
 
 fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
