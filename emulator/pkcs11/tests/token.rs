@@ -224,6 +224,8 @@ fn removal_mid_session_gives_device_removed_and_reinsertion_is_an_event() {
     assert_eq!(rv(p.open_rw_session(slot)), RvError::TokenNotPresent);
     assert_eq!(rv(p.get_token_info(slot)), RvError::TokenNotPresent);
     ctl.set_present(true).unwrap();
+    // A blocking wait sees the insertion.
+    assert_eq!(p.wait_for_slot_event().unwrap(), slot);
     // The old session was closed with the removal; the login is gone too.
     assert_eq!(
         rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32])),
