@@ -256,6 +256,28 @@ enum Input {
     Hashing(Sha256),
 }
 
+impl Input {
+    /// Feeds a multi-part update (the first one starts the hash).
+    fn feed(&mut self, data: &[u8]) {
+        match self {
+            Input::Empty => {
+                let mut h = Sha256::default();
+                h.update(data);
+                *self = Input::Hashing(h);
+            }
+            Input::Hashing(h) => h.update(data),
+        }
+    }
+
+    /// The digest of everything fed (of nothing, if no update came).
+    fn finish(self) -> [u8; crypto::SHA256_LEN] {
+        match self {
+            Input::Empty => crypto::sha256(&[]),
+            Input::Hashing(h) => h.finish(),
+        }
+    }
+}
+
 struct SignOp {
     mech: SignMech,
     key: Arc<EcPrivateKey>,
@@ -1162,14 +1184,7 @@ impl Emulator {
                 s.sign = None;
                 return Err(Error::SinglePartOnly);
             }
-            match &mut op.input {
-                Input::Empty => {
-                    let mut hh = Sha256::default();
-                    hh.update(data);
-                    op.input = Input::Hashing(hh);
-                }
-                Input::Hashing(hh) => hh.update(data),
-            }
+            op.input.feed(data);
             Ok(())
         })
     }
@@ -1182,10 +1197,7 @@ impl Emulator {
                 return Err(Error::SinglePartOnly);
             }
             s.token.before(TimedOp::Sign)?;
-            let digest = match op.input {
-                Input::Empty => crypto::sha256(&[]),
-                Input::Hashing(hh) => hh.finish(),
-            };
+            let digest = op.input.finish();
             Ok(op.key.sign_digest(&digest)?.to_vec())
         })
     }
@@ -1237,14 +1249,7 @@ impl Emulator {
                 s.verify = None;
                 return Err(Error::SinglePartOnly);
             }
-            match &mut op.input {
-                Input::Empty => {
-                    let mut hh = Sha256::default();
-                    hh.update(data);
-                    op.input = Input::Hashing(hh);
-                }
-                Input::Hashing(hh) => hh.update(data),
-            }
+            op.input.feed(data);
             Ok(())
         })
     }
@@ -1257,10 +1262,7 @@ impl Emulator {
                 return Err(Error::SinglePartOnly);
             }
             s.token.before(TimedOp::Verify)?;
-            let digest = match op.input {
-                Input::Empty => crypto::sha256(&[]),
-                Input::Hashing(hh) => hh.finish(),
-            };
+            let digest = op.input.finish();
             crypto::verify_digest(&op.point, &digest, signature)
         })
     }

@@ -324,21 +324,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rec = tx
-            .query_row(
-                "SELECT salt, wrapped, tries_left, failed_since_ok, to_be_changed FROM pins WHERE user = ?1",
-                [owner.key()],
-                |r| {
-                    Ok(PinRecord {
-                        salt: r.get(0)?,
-                        wrapped: r.get(1)?,
-                        tries_left: r.get(2)?,
-                        failed_since_ok: r.get(3)?,
-                        to_be_changed: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?;
+        let rec = read_pins(&tx)?.remove(&owner);
         if let Some(rec) = &rec
             && rec.tries_left > 0
         {

@@ -59,6 +59,34 @@ fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
     text
 }
 
+/// Signs `input` with key 01 of token "peer", output in OpenSSL's DER form.
+fn p11_sign(dir: &Path, module: &str, mechanism: &str, input: &str, output: &str) {
+    ok(
+        dir,
+        "pkcs11-tool",
+        &[
+            "--module",
+            module,
+            "--token-label",
+            "peer",
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "--mechanism",
+            mechanism,
+            "--id",
+            "01",
+            "--input-file",
+            input,
+            "--output-file",
+            output,
+            "--signature-format",
+            "openssl",
+        ],
+    );
+}
+
 /// A token "peer" with an EC key pair made by pkcs11-tool.
 fn token_with_key(dir: &Path) -> String {
     let t = kilt_token();
@@ -153,30 +181,7 @@ fn pkcs11_tool_lists_generates_signs_and_openssl_verifies() {
         ],
     );
 
-    ok(
-        d,
-        "pkcs11-tool",
-        &[
-            "--module",
-            &m,
-            "--token-label",
-            "peer",
-            "--login",
-            "--pin",
-            PIN,
-            "--sign",
-            "--mechanism",
-            "ECDSA-SHA256",
-            "--id",
-            "01",
-            "--input-file",
-            &file("doc.txt"),
-            "--output-file",
-            &file("sha.sig"),
-            "--signature-format",
-            "openssl",
-        ],
-    );
+    p11_sign(d, &m, "ECDSA-SHA256", &file("doc.txt"), &file("sha.sig"));
     let v = ok(
         d,
         "openssl",
@@ -192,7 +197,7 @@ fn pkcs11_tool_lists_generates_signs_and_openssl_verifies() {
     );
     assert!(v.contains("Verified OK"), "{v}");
 
-    let digest = ok(
+    ok(
         d,
         "openssl",
         &[
@@ -204,31 +209,7 @@ fn pkcs11_tool_lists_generates_signs_and_openssl_verifies() {
             &file("doc.txt"),
         ],
     );
-    let _ = digest;
-    ok(
-        d,
-        "pkcs11-tool",
-        &[
-            "--module",
-            &m,
-            "--token-label",
-            "peer",
-            "--login",
-            "--pin",
-            PIN,
-            "--sign",
-            "--mechanism",
-            "ECDSA",
-            "--id",
-            "01",
-            "--input-file",
-            &file("doc.hash"),
-            "--output-file",
-            &file("raw.sig"),
-            "--signature-format",
-            "openssl",
-        ],
-    );
+    p11_sign(d, &m, "ECDSA", &file("doc.hash"), &file("raw.sig"));
     let v = ok(
         d,
         "openssl",
