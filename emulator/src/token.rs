@@ -643,3 +643,52 @@ pub fn check_pin_format(pin: &Pin, min: usize, max: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Emulator};
+
+    #[test]
+    fn fault_specs_parse_or_are_refused_whole() {
+        assert_eq!(
+            parse_faults("sign=3,login=1:device-removed"),
+            Some(vec![
+                (TimedOp::Sign, 3, FaultKind::DeviceError),
+                (TimedOp::Login, 1, FaultKind::DeviceRemoved)
+            ])
+        );
+        assert_eq!(parse_faults("sign=x"), None);
+        assert_eq!(parse_faults("teleport=1"), None);
+        assert_eq!(parse_faults("sign=1:melt"), None);
+    }
+
+    #[test]
+    fn control_settings_are_seen_by_every_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Emulator::new(Config::in_dir(dir.path())).unwrap();
+        a.init_token(0, &Pin::from("00000000"), "ctl").unwrap();
+        // A second emulator on the same folder stands for another process.
+        let b = Emulator::new(Config::in_dir(dir.path())).unwrap();
+        let (ta, tb) = (a.token(0).unwrap(), b.token(0).unwrap());
+        assert!(!tb.latency_on(), "latency is off by default");
+        ta.set_latency(Some(true)).unwrap();
+        ta.inject_fault(TimedOp::Sign, 2, FaultKind::DeviceMemory)
+            .unwrap();
+        tb.refresh().unwrap();
+        assert!(tb.latency_on());
+        assert_eq!(
+            tb.pending_faults(),
+            vec![("sign".to_string(), 2, "device-memory".to_string())]
+        );
+        // One process consuming a fault leaves one for the other.
+        assert!(matches!(tb.before(TimedOp::Sign), Err(Error::DeviceMemory)));
+        ta.refresh().unwrap();
+        assert_eq!(ta.pending_faults().len(), 1);
+        ta.set_latency(None).unwrap();
+        ta.inject_fault(TimedOp::Sign, 0, FaultKind::DeviceError)
+            .unwrap();
+        tb.refresh().unwrap();
+        assert!(!tb.latency_on() && tb.pending_faults().is_empty());
+    }
+}
