@@ -781,16 +781,6 @@ fn delete(
 ) -> R<()> {
     let id = hex::decode(id_hex).map_err(|_| CliError(format!("--id {id_hex:?} is not hex")))?;
     let slot = select(emu, sel)?;
-    // Which public objects carry this id (private keys are visible only after login).
-    let s = emu.open_session(slot, false, true)?;
-    let found = (|| {
-        emu.find_init(s, &[(CKA_ID, id.clone())])?;
-        let f = emu.find_next(s, usize::MAX)?;
-        emu.find_final(s)?;
-        Ok::<_, Error>(f)
-    })();
-    emu.close_session(s)?;
-    let _ = found?;
     if !yes {
         // The Configurator asks twice, then for the PIN.
         let q1 = format!("Удалить ключевой набор {id_hex}? / Delete key set {id_hex}?");
