@@ -15,4 +15,4 @@ test: deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo build --workspace --quiet
-	KILT_REQUIRE_PEERS=1 cargo test --workspace
+	scripts/run-tests
