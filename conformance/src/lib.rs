@@ -1,8 +1,419 @@
-//! The conformance suite `kilt-conformance` (issue 3).
+//! `kilt-conformance`: the suite QA runs against a PKCS#11 token — the kilt emulator, SoftHSM2,
+//! or a physical JaCarta through its vendor module.
 //!
-//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
-//! folder layout of DESIGN.md holds from the first commit.
+//! Cases are grouped like the OASIS PKCS#11 profiles (baseline, extended, authentication token,
+//! public certificates token) plus token behaviour and hostile-module checks; each cites the spec
+//! section it checks. A failed check is a result, not an error: the suite always finishes and
+//! reports. Cases that need a mechanism the token does not advertise are skipped with the reason;
+//! destructive cases (locking a PIN) run only when asked, so a physical token is safe to test.
+//! Everything the suite creates is a session object, gone when the session closes.
 //!
-//! ```text
-//! Nothing to call yet.
+//! ```no_run
+//! use kilt_conformance::{Options, run_pkcs11};
+//! use kilt_emulator::Pin;
+//!
+//! let report = run_pkcs11(&Options {
+//!     module: "target/debug/libkilt_pkcs11.so".into(),
+//!     token: Some("demo".into()),
+//!     user_pin: Pin::from("1234567890"),
+//!     so_pin: Some(Pin::from("00000000")),
+//!     destructive: false,
+//! })?;
+//! println!("{}", report.table());
+//! assert_eq!(report.summary().failed, 0);
+//! # Ok::<(), kilt_conformance::Error>(())
 //! ```
+#![forbid(unsafe_code)]
+
+mod cases;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::slot::Slot;
+use kilt_emulator::Pin;
+use serde::Serialize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use cases::{CASES, Case};
+
+/// Why the suite could not run at all (a failed case is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot load the PKCS#11 module {path}: {reason}; check the path (kilt-token module-path prints kilt's)"
+    )]
+    Load { path: PathBuf, reason: String },
+    #[error("no token {0:?} in any slot; list them with pkcs11-tool --list-slots")]
+    TokenNotFound(String),
+    #[error("no initialised token in any slot; initialise one first (kilt-token init)")]
+    NoToken,
+    #[error("the module failed {call}: {reason}")]
+    Module { call: &'static str, reason: String },
+}
+
+/// What to test and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Path of the PKCS#11 module.
+    pub module: PathBuf,
+    /// Token label or PKCS#11 URI (`pkcs11:token=...`); default the first initialised token.
+    pub token: Option<String>,
+    /// The user PIN.
+    pub user_pin: Pin,
+    /// The SO PIN, for cases that need the security officer (skipped without it).
+    pub so_pin: Option<Pin>,
+    /// Run cases that lock a PIN (then restore it with the SO PIN).
+    pub destructive: bool,
+}
+
+/// OASIS PKCS#11 profile groups, plus kilt's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Group {
+    Baseline,
+    Extended,
+    AuthenticationToken,
+    PublicCertificatesToken,
+    TokenBehaviour,
+    HostileModule,
+}
+
+impl Group {
+    /// The group's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Baseline => "baseline",
+            Group::Extended => "extended",
+            Group::AuthenticationToken => "authentication-token",
+            Group::PublicCertificatesToken => "public-certificates-token",
+            Group::TokenBehaviour => "token-behaviour",
+            Group::HostileModule => "hostile-module",
+        }
+    }
+}
+
+/// The outcome of one case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail(String),
+    Skip(String),
+}
+
+/// One case's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    pub id: &'static str,
+    pub group: Group,
+    pub spec: &'static str,
+    pub title: &'static str,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub millis: u128,
+}
+
+/// Counts of a report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// The suite's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub module: String,
+    pub library: String,
+    pub token: String,
+    pub summary: Summary,
+    pub cases: Vec<CaseResult>,
+}
+
+/// What a case gets: the loaded module and the token under test.
+pub struct Ctx {
+    pub pkcs11: Pkcs11,
+    pub slot: Slot,
+    pub options: Options,
+    /// The module is kilt's emulator (its control interface can remove the token).
+    pub is_kilt: bool,
+}
+
+impl Report {
+    /// Pass, fail and skip counts.
+    pub fn summary(&self) -> Summary {
+        self.summary
+    }
+
+    /// The result of case `id`.
+    pub fn case(&self, id: &str) -> Option<&CaseResult> {
+        self.cases.iter().find(|c| c.id == id)
+    }
+
+    /// A terminal table with reasons, then the totals.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "PKCS#11 conformance: {} — token {:?} ({})\n",
+            self.module, self.token, self.library
+        );
+        let w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(10);
+        for c in &self.cases {
+            let (mark, detail) = match &c.outcome {
+                Outcome::Pass => ("PASS", String::new()),
+                Outcome::Fail(d) => ("FAIL", d.clone()),
+                Outcome::Skip(d) => ("SKIP", d.clone()),
+            };
+            out.push_str(&format!(
+                "{mark}  {:<w$}  {:<25}  {:<22}  {}\n",
+                c.id,
+                c.group.name(),
+                c.spec,
+                if detail.is_empty() {
+                    c.title.to_string()
+                } else {
+                    detail
+                },
+            ));
+        }
+        let s = self.summary;
+        out.push_str(&format!(
+            "conformance: {} passed, {} failed, {} skipped\n",
+            s.passed, s.failed, s.skipped
+        ));
+        out
+    }
+
+    /// JUnit XML: one test suite per group.
+    pub fn junit(&self) -> String {
+        use quick_junit::{NonSuccessKind, Report as JReport, TestCase, TestCaseStatus, TestSuite};
+        let mut report = JReport::new("kilt-conformance");
+        let mut groups: Vec<Group> = vec![];
+        for c in &self.cases {
+            if !groups.contains(&c.group) {
+                groups.push(c.group);
+            }
+        }
+        for g in groups {
+            let mut suite = TestSuite::new(g.name());
+            for c in self.cases.iter().filter(|c| c.group == g) {
+                let status = match &c.outcome {
+                    Outcome::Pass => TestCaseStatus::success(),
+                    Outcome::Fail(d) => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        s.set_message(format!("{} ({})", d, c.spec));
+                        s
+                    }
+                    Outcome::Skip(d) => {
+                        let mut s = TestCaseStatus::skipped();
+                        s.set_message(d.clone());
+                        s
+                    }
+                };
+                let mut tc = TestCase::new(c.id, status);
+                tc.set_classname(format!("pkcs11.{}", g.name()));
+                tc.set_time(Duration::from_millis(c.millis as u64));
+                suite.add_test_case(tc);
+            }
+            report.add_test_suite(suite);
+        }
+        report.to_string().unwrap_or_default()
+    }
+
+    /// The report as JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Finds the token by label or by the `token=` attribute of a PKCS#11 URI (RFC 7512 §2.3).
+fn find_slot(pkcs11: &Pkcs11, token: Option<&str>) -> Result<Slot, Error> {
+    let slots = pkcs11
+        .get_slots_with_initialized_token()
+        .map_err(|e| Error::Module {
+            call: "C_GetSlotList",
+            reason: e.to_string(),
+        })?;
+    let Some(want) = token else {
+        return slots.first().copied().ok_or(Error::NoToken);
+    };
+    let label = match want.strip_prefix("pkcs11:") {
+        Some(uri) => uri
+            .split([';', '?'])
+            .find_map(|a| a.strip_prefix("token="))
+            .map(percent_decode)
+            .unwrap_or_default(),
+        None => want.to_string(),
+    };
+    slots
+        .into_iter()
+        .find(|s| pkcs11.get_token_info(*s).is_ok_and(|t| t.label() == label))
+        .ok_or(Error::TokenNotFound(label))
+}
+
+/// `%XX` decoding of an RFC 7512 attribute value.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Loads the module, runs every case on the token, and reports.
+pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
+    let pkcs11 = Pkcs11::new(&options.module).map_err(|e| Error::Load {
+        path: options.module.clone(),
+        reason: e.to_string(),
+    })?;
+    pkcs11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(|e| Error::Module {
+            call: "C_Initialize",
+            reason: e.to_string(),
+        })?;
+    let info = pkcs11.get_library_info().map_err(|e| Error::Module {
+        call: "C_GetInfo",
+        reason: e.to_string(),
+    })?;
+    let slot = find_slot(&pkcs11, options.token.as_deref())?;
+    let token = pkcs11
+        .get_token_info(slot)
+        .map(|t| t.label().to_string())
+        .unwrap_or_default();
+    let ctx = Ctx {
+        is_kilt: info.manufacturer_id() == "kilt",
+        pkcs11,
+        slot,
+        options: options.clone(),
+    };
+    let mut results = vec![];
+    let mut summary = Summary::default();
+    for case in CASES {
+        let start = Instant::now();
+        let outcome = if case.destructive && !options.destructive {
+            Outcome::Skip(
+                "destructive: run with --destructive (it locks and restores a PIN)".into(),
+            )
+        } else {
+            match catch_unwind(AssertUnwindSafe(|| (case.run)(&ctx))) {
+                Ok(Ok(())) => Outcome::Pass,
+                Ok(Err(cases::Check::Fail(m))) => Outcome::Fail(m),
+                Ok(Err(cases::Check::Skip(m))) => Outcome::Skip(m),
+                Err(p) => Outcome::Fail(format!(
+                    "the case panicked: {}",
+                    p.downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| p.downcast_ref::<&str>().copied())
+                        .unwrap_or("?")
+                )),
+            }
+        };
+        // A case's sessions close when it returns (cryptoki closes on drop), and with the last
+        // session the login ends (§5.6), so no case inherits another's state.
+        match outcome {
+            Outcome::Pass => summary.passed += 1,
+            Outcome::Fail(_) => summary.failed += 1,
+            Outcome::Skip(_) => summary.skipped += 1,
+        }
+        results.push(CaseResult {
+            id: case.id,
+            group: case.group,
+            spec: case.spec,
+            title: case.title,
+            outcome,
+            millis: start.elapsed().as_millis(),
+        });
+    }
+    Ok(Report {
+        module: options.module.display().to_string(),
+        library: format!("{} {}", info.manufacturer_id(), info.library_description()),
+        token,
+        summary,
+        cases: results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_token_attributes_are_percent_decoded() {
+        assert_eq!(percent_decode("JaCarta%20PKI"), "JaCarta PKI");
+        assert_eq!(percent_decode("%D0%B6"), "ж");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%2"), "bad%2");
+    }
+
+    #[test]
+    fn reports_count_and_render_every_outcome() {
+        let r = Report {
+            module: "m.so".into(),
+            library: "lib".into(),
+            token: "t".into(),
+            summary: Summary {
+                passed: 1,
+                failed: 1,
+                skipped: 1,
+            },
+            cases: vec![
+                CaseResult {
+                    id: "a",
+                    group: Group::Baseline,
+                    spec: "§5.4",
+                    title: "A",
+                    outcome: Outcome::Pass,
+                    millis: 1,
+                },
+                CaseResult {
+                    id: "b",
+                    group: Group::Baseline,
+                    spec: "§5.5",
+                    title: "B",
+                    outcome: Outcome::Fail("broke <&>".into()),
+                    millis: 1,
+                },
+                CaseResult {
+                    id: "c",
+                    group: Group::Extended,
+                    spec: "§5.7",
+                    title: "C",
+                    outcome: Outcome::Skip("no mech".into()),
+                    millis: 1,
+                },
+            ],
+        };
+        let t = r.table();
+        assert!(
+            t.contains("FAIL  b")
+                && t.contains("broke <&>")
+                && t.contains("1 passed, 1 failed, 1 skipped")
+        );
+        let x = r.junit();
+        assert!(
+            x.contains("failures=\"1\"")
+                && x.contains("broke &lt;&amp;&gt;")
+                && x.contains("<skipped"),
+            "{x}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(j["cases"][1]["outcome"], "fail");
+        assert_eq!(j["cases"][1]["detail"], "broke <&>");
+        assert_eq!(j["summary"]["skipped"], 1);
+    }
+}

@@ -129,6 +129,7 @@ pub struct Token {
     login: RwLock<Option<Login>>,
     keys: RwLock<HashMap<u64, Arc<EcPrivateKey>>>,
     env_latency: Option<bool>,
+    defects: Defects,
 }
 
 impl std::fmt::Debug for Token {
@@ -139,9 +140,59 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// Deliberate defects, one behaviour each, for proving that a conformance suite notices a broken
+/// module (`KILT_DEFECTS=bad-signature,pin-not-counted,...`). Never on unless asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// Signatures come out with one bit flipped.
+    pub bad_signature: bool,
+    /// A wrong PIN does not use a try.
+    pub pin_not_counted: bool,
+    /// Sensitive attributes (a private key's value) are returned.
+    pub sensitive_leak: bool,
+    /// A length query (NULL buffer) runs and ends the operation (breaks PKCS#11 §5.2).
+    pub length_protocol: bool,
+    /// Token objects can be created in read-only sessions.
+    pub session_state_ignored: bool,
+    /// Attribute lengths and found handles are nonsense (a hostile module).
+    pub nonsense: bool,
+}
+
+impl Defects {
+    /// All defect names, for help texts.
+    pub const NAMES: [&'static str; 6] = [
+        "bad-signature",
+        "pin-not-counted",
+        "sensitive-leak",
+        "length-protocol",
+        "session-state-ignored",
+        "nonsense",
+    ];
+
+    /// Parses a comma-separated list; unknown names are refused whole.
+    pub fn parse(spec: &str) -> Option<Defects> {
+        let mut d = Defects::default();
+        for name in spec.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let flag = match name {
+                "bad-signature" => &mut d.bad_signature,
+                "pin-not-counted" => &mut d.pin_not_counted,
+                "sensitive-leak" => &mut d.sensitive_leak,
+                "length-protocol" => &mut d.length_protocol,
+                "session-state-ignored" => &mut d.session_state_ignored,
+                "nonsense" => &mut d.nonsense,
+                _ => return None,
+            };
+            *flag = true;
+        }
+        Some(d)
+    }
+}
+
 /// Settings a process takes from its environment.
 #[derive(Clone, Debug, Default)]
 pub struct EnvOverrides {
+    /// KILT_DEFECTS: deliberate defects for testing test suites.
+    pub defects: Defects,
     /// KILT_LATENCY=on|off.
     pub latency: Option<bool>,
     /// KILT_FAULTS, e.g. `sign=3` or `sign=3:device-removed,login=1`.
@@ -160,7 +211,18 @@ impl EnvOverrides {
         let faults = std::env::var("KILT_FAULTS")
             .map(|v| parse_faults(&v).unwrap_or_default())
             .unwrap_or_default();
-        EnvOverrides { latency, faults }
+        let defects = std::env::var("KILT_DEFECTS")
+            .ok()
+            .and_then(|v| Defects::parse(&v))
+            .unwrap_or_default();
+        if defects != Defects::default() {
+            tracing::warn!(?defects, "deliberate defects are on (KILT_DEFECTS)");
+        }
+        EnvOverrides {
+            defects,
+            latency,
+            faults,
+        }
     }
 }
 
@@ -244,6 +306,7 @@ impl Token {
             login: RwLock::new(None),
             keys: RwLock::new(HashMap::new()),
             env_latency: env.latency,
+            defects: env.defects,
         };
         token.apply(snap);
         Ok(token)
@@ -286,6 +349,19 @@ impl Token {
             self.apply(s);
         }
         Ok(())
+    }
+
+    /// The deliberate defects of this process.
+    pub fn defects(&self) -> Defects {
+        self.defects
+    }
+
+    /// A signature as handed out: with the `bad-signature` defect, one bit is flipped.
+    pub fn finish_signature(&self, mut sig: [u8; crypto::SIGNATURE_LEN]) -> Vec<u8> {
+        if self.defects.bad_signature {
+            sig[7] ^= 0x10;
+        }
+        sig.to_vec()
     }
 
     /// The device profile the token was made with.
@@ -437,7 +513,11 @@ impl Token {
     /// comparison, gives it back on success. Returns the token key the PIN unlocks.
     pub fn verify_pin(&self, who: PinOwner, pin: &Pin) -> Result<Zeroizing<[u8; KEY_LEN]>> {
         self.before(TimedOp::Login)?;
-        let rec = self.store().take_pin_try(who)?;
+        let rec = if self.defects.pin_not_counted {
+            self.pin_record(who)
+        } else {
+            self.store().take_pin_try(who)?
+        };
         let rec = match rec {
             Some(r) => r,
             None if who == PinOwner::User => return Err(Error::UserPinNotInitialized),

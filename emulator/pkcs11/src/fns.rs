@@ -653,7 +653,12 @@ pub unsafe extern "C" fn C_GetAttributeValue(
                 AttrResult::Value(v) => {
                     let need = to_ulong(v.len())?;
                     if a.pValue.is_null() {
-                        a.ulValueLen = need;
+                        // The `nonsense` defect plays a hostile module: an absurd length.
+                        a.ulValueLen = if emu.defects().nonsense {
+                            1 << 60
+                        } else {
+                            need
+                        };
                     } else if a.ulValueLen < need {
                         a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
                         rv = CKR_BUFFER_TOO_SMALL;
@@ -719,9 +724,14 @@ pub unsafe extern "C" fn C_FindObjects(
             return Err(BAD);
         }
         let found = emu.find_next(sess(hSession), max)?;
+        let junk = if emu.defects().nonsense {
+            0xdead_0000
+        } else {
+            0
+        };
         for (i, h) in found.iter().enumerate() {
             // SAFETY: `found.len() <= max`, and the array holds `max` handles.
-            unsafe { phObject.add(i).write(h.0) };
+            unsafe { phObject.add(i).write(h.0 + junk) };
         }
         *count = to_ulong(found.len())?;
         Ok(())
@@ -768,7 +778,7 @@ pub unsafe extern "C" fn C_Digest(
         let data = unsafe { abi::input(pData, ulDataLen) }?;
         // SAFETY: forwarded contract of the output buffer.
         unsafe {
-            finish_output(pDigest, pulDigestLen, emu.digest_len(h)?, || {
+            finish_output(&emu, pDigest, pulDigestLen, emu.digest_len(h)?, || {
                 emu.digest(h, data)
             })
         }
@@ -802,7 +812,7 @@ pub unsafe extern "C" fn C_DigestFinal(
         let h = sess(hSession);
         // SAFETY: forwarded contract of the output buffer.
         unsafe {
-            finish_output(pDigest, pulDigestLen, emu.digest_len(h)?, || {
+            finish_output(&emu, pDigest, pulDigestLen, emu.digest_len(h)?, || {
                 emu.digest_final(h)
             })
         }
@@ -815,6 +825,7 @@ pub unsafe extern "C" fn C_DigestFinal(
 /// # Safety
 /// As for [`abi::write_output`].
 unsafe fn finish_output(
+    emu: &Emulator,
     buf: *mut CK_BYTE,
     len_p: *mut CK_ULONG,
     need: usize,
@@ -822,6 +833,10 @@ unsafe fn finish_output(
 ) -> Result<(), Rv> {
     // SAFETY: forwarded contract.
     match unsafe { abi::output_room(buf, len_p, need) }? {
+        // The `length-protocol` defect: the query runs and so ends the operation.
+        OutputRoom::LengthOnly if emu.defects().length_protocol => {
+            run().map(drop).map_err(Rv::from)
+        }
         OutputRoom::LengthOnly => Ok(()),
         OutputRoom::TooSmall => Err(Rv(CKR_BUFFER_TOO_SMALL)),
         OutputRoom::Fits => {
@@ -865,7 +880,7 @@ pub unsafe extern "C" fn C_Sign(
         let data = unsafe { abi::input(pData, ulDataLen) }?;
         // SAFETY: forwarded contract of the output buffer.
         unsafe {
-            finish_output(pSignature, pulSignatureLen, emu.sign_len(h)?, || {
+            finish_output(&emu, pSignature, pulSignatureLen, emu.sign_len(h)?, || {
                 emu.sign(h, data)
             })
         }
@@ -899,7 +914,7 @@ pub unsafe extern "C" fn C_SignFinal(
         let h = sess(hSession);
         // SAFETY: forwarded contract of the output buffer.
         unsafe {
-            finish_output(pSignature, pulSignatureLen, emu.sign_len(h)?, || {
+            finish_output(&emu, pSignature, pulSignatureLen, emu.sign_len(h)?, || {
                 emu.sign_final(h)
             })
         }
