@@ -15,4 +15,5 @@ test: deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo build --workspace --quiet
+	scripts/conformance-ci
 	scripts/run-tests

@@ -102,7 +102,7 @@ pub unsafe extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
             },
             manufacturerID: padded("kilt"),
             flags: 0,
-            libraryDescription: padded("kilt JaCarta PKI emulator"),
+            libraryDescription: padded("JaCarta PKI emulator"),
             libraryVersion: CK_VERSION { major: 0, minor: 1 },
         };
         Ok(())
