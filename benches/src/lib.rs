@@ -1,8 +1,275 @@
-//! Benchmarks and the side-by-side `kilt-bench` report (issue 3).
+//! `kilt-bench`: the signing rate of raw `p256`, the kilt module and SoftHSM2, measured side by
+//! side in ONE run with rounds interleaved (so machine noise hits all alike), as the median of the
+//! rounds; plus two threads on kilt and finding one object among 10,000.
 //!
-//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
-//! folder layout of DESIGN.md holds from the first commit.
-//!
-//! ```text
-//! Nothing to call yet.
+//! ```no_run
+//! let report = kilt_benches::measure(&kilt_benches::Settings::quick(
+//!     "target/release/libkilt_pkcs11.so".into(),
+//!     None,
+//! ))?;
+//! println!("{}", report.table());
+//! # Ok::<(), anyhow::Error>(())
 //! ```
+//!
+//! The modules read their token folders from the environment (`KILT_TOKEN_DIR`,
+//! `SOFTHSM2_CONF`) when loaded; the binary prepares both and runs the measurement in a child
+//! process with that environment.
+#![forbid(unsafe_code)]
+
+use anyhow::{Context, Result, anyhow};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The label of the bench tokens.
+pub const LABEL: &str = "bench";
+/// The PINs of the bench tokens.
+pub const SO_PIN: &str = "00000000";
+pub const USER_PIN: &str = "1234567890";
+/// Objects on the token for the find measurement.
+pub const FIND_OBJECTS: usize = 10_000;
+/// Default SoftHSM2 module path on Debian.
+pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Targets of issue 3 (reported, never enforced: timings do not fail CI).
+pub const TARGET_VS_SOFTHSM: f64 = 1.5;
+pub const TARGET_THREADS: f64 = 1.8;
+pub const TARGET_FIND_US: f64 = 1000.0;
+
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// How long to measure.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub kilt_module: PathBuf,
+    pub softhsm_module: Option<PathBuf>,
+    pub rounds: usize,
+    pub round: Duration,
+}
+
+impl Settings {
+    /// CI's quick mode: 3 rounds of 150 ms.
+    pub fn quick(kilt_module: PathBuf, softhsm_module: Option<PathBuf>) -> Settings {
+        Settings {
+            kilt_module,
+            softhsm_module,
+            rounds: 3,
+            round: Duration::from_millis(150),
+        }
+    }
+}
+
+/// Signing rates (signatures per second, median of rounds).
+#[derive(Clone, Debug, Serialize)]
+pub struct Rates {
+    pub p256: f64,
+    pub emulator: f64,
+    pub emulator_2_threads: f64,
+    pub softhsm2: Option<f64>,
+}
+
+/// The report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub rounds: usize,
+    pub round_ms: u128,
+    pub rates: Rates,
+    /// `emulator/softhsm2` and `emulator/p256`.
+    pub ratios: serde_json::Map<String, serde_json::Value>,
+    pub threads_ratio: f64,
+    pub find_one_of_10000_us: f64,
+}
+
+impl Report {
+    /// A table with the ratios and the targets.
+    pub fn table(&self) -> String {
+        let r = &self.rates;
+        let row = |name: &str, v: Option<f64>| match v {
+            Some(v) => format!("  {name:<40} {v:>10.0} signs/s\n"),
+            None => format!("  {name:<40} {:>10}\n", "n/a (not installed)"),
+        };
+        let ratio = |k: &str| {
+            self.ratios
+                .get(k)
+                .and_then(|v| v.as_f64())
+                .map_or("n/a".to_string(), |v| format!("{v:.2}"))
+        };
+        let mut out = format!(
+            "kilt-bench: ECDSA P-256 over a 32-byte digest, stored key; median of {} interleaved rounds of {} ms\n",
+            self.rounds, self.round_ms
+        );
+        out += &row("p256 (raw, in process)", Some(r.p256));
+        out += &row("kilt emulator via cryptoki", Some(r.emulator));
+        out += &row("softhsm2 via cryptoki", r.softhsm2);
+        out += &row(
+            "kilt emulator via cryptoki, 2 threads",
+            Some(r.emulator_2_threads),
+        );
+        out += &format!(
+            "  ratio emulator/softhsm2 = {} (target ≥ {TARGET_VS_SOFTHSM})\n",
+            ratio("emulator/softhsm2")
+        );
+        out += &format!("  ratio emulator/p256     = {}\n", ratio("emulator/p256"));
+        out += &format!(
+            "  2 threads / 1 thread    = {:.2} (target ≥ {TARGET_THREADS})\n",
+            self.threads_ratio
+        );
+        out += &format!(
+            "  find 1 of {FIND_OBJECTS} objects = {:.0} µs (target < {TARGET_FIND_US} µs)\n",
+            self.find_one_of_10000_us
+        );
+        out
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Signs for `d` and returns signatures per second.
+fn rate(d: Duration, mut sign: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < d {
+        for _ in 0..16 {
+            sign();
+        }
+        n += 16;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// What threads share: the module, the token and the key.
+struct Target {
+    pkcs11: Pkcs11,
+    slot: Slot,
+    key: ObjectHandle,
+}
+
+/// A target and the session that keeps the user logged in (sessions are not Sync).
+struct Module {
+    target: Target,
+    _login: Session,
+}
+
+fn pin(p: &str) -> AuthPin {
+    AuthPin::new(p.into())
+}
+
+/// Loads a module, logs in to its token `bench`, and makes a stored P-256 key.
+fn open(path: &std::path::Path) -> Result<Module> {
+    let pkcs11 = Pkcs11::new(path).with_context(|| format!("cannot load {}", path.display()))?;
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    // Select by label: SoftHSM2 renumbers slots on initialisation (DESIGN.md).
+    let slot = pkcs11
+        .get_slots_with_initialized_token()?
+        .into_iter()
+        .find(|s| pkcs11.get_token_info(*s).is_ok_and(|t| t.label() == LABEL))
+        .ok_or_else(|| anyhow!("no token {LABEL:?} in {}", path.display()))?;
+    let session = pkcs11.open_rw_session(slot)?;
+    session.login(UserType::User, Some(&pin(USER_PIN)))?;
+    let (_, key) = session.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+        &[
+            Attribute::Token(true),
+            Attribute::Sign(true),
+            Attribute::Sensitive(true),
+        ],
+    )?;
+    Ok(Module {
+        target: Target { pkcs11, slot, key },
+        _login: session,
+    })
+}
+
+fn sign_rate(m: &Target, d: Duration) -> Result<f64> {
+    let s = m.pkcs11.open_ro_session(m.slot)?;
+    let digest = [0x42u8; 32];
+    // cryptoki's sign is C_SignInit + C_Sign (length) + C_Sign on every module alike.
+    Ok(rate(d, || {
+        s.sign(&Mechanism::Ecdsa, m.key, &digest).expect("sign");
+    }))
+}
+
+fn two_thread_rate(m: &Target, d: Duration) -> Result<f64> {
+    let rates: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2).map(|_| scope.spawn(|| sign_rate(m, d))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread").expect("sign"))
+            .collect()
+    });
+    Ok(rates.iter().sum())
+}
+
+/// Median time to find one object by CKA_LABEL among [`FIND_OBJECTS`] (session objects: the same
+/// in-memory search as token objects, without 10,000 disk writes).
+fn find_time_us(m: &Target) -> Result<f64> {
+    let s = m.pkcs11.open_rw_session(m.slot)?;
+    for i in 0..FIND_OBJECTS {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(false),
+            Attribute::Private(false),
+            Attribute::Label((i as u32).to_be_bytes().to_vec()),
+        ])?;
+    }
+    let mut times = vec![];
+    for i in 0..51u32 {
+        let id = (i * 197).to_be_bytes().to_vec();
+        let start = Instant::now();
+        let found = s.find_objects(&[Attribute::Label(id)])?;
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+        anyhow::ensure!(found.len() == 1, "find returned {} objects", found.len());
+    }
+    Ok(median(times))
+}
+
+/// Measures everything (the modules must find their tokens through the environment).
+pub fn measure(settings: &Settings) -> Result<Report> {
+    let kilt = open(&settings.kilt_module)?;
+    let softhsm = settings.softhsm_module.as_deref().map(open).transpose()?;
+    let raw = p256::ecdsa::SigningKey::from_slice(&[0x11; 32])?;
+    let digest = [0x42u8; 32];
+    let (mut p, mut k, mut k2, mut h) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..settings.rounds {
+        p.push(rate(settings.round, || {
+            let _: p256::ecdsa::Signature = raw.sign_prehash(&digest).expect("p256");
+        }));
+        k.push(sign_rate(&kilt.target, settings.round)?);
+        if let Some(sh) = &softhsm {
+            h.push(sign_rate(&sh.target, settings.round)?);
+        }
+        k2.push(two_thread_rate(&kilt.target, settings.round)?);
+    }
+    let rates = Rates {
+        p256: median(p),
+        emulator: median(k),
+        emulator_2_threads: median(k2),
+        softhsm2: (!h.is_empty()).then(|| median(h)),
+    };
+    let mut ratios = serde_json::Map::new();
+    ratios.insert(
+        "emulator/softhsm2".into(),
+        rates
+            .softhsm2
+            .map_or(serde_json::Value::Null, |s| (rates.emulator / s).into()),
+    );
+    ratios.insert("emulator/p256".into(), (rates.emulator / rates.p256).into());
+    Ok(Report {
+        rounds: settings.rounds,
+        round_ms: settings.round.as_millis(),
+        threads_ratio: rates.emulator_2_threads / rates.emulator,
+        rates,
+        ratios,
+        find_one_of_10000_us: find_time_us(&kilt.target)?,
+    })
+}

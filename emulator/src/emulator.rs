@@ -699,9 +699,32 @@ impl Emulator {
         h: SessionHandle,
         f: impl FnOnce(&mut Session, bool) -> Result<T>,
     ) -> Result<T> {
+        self.session_call(h, false, f)
+    }
+
+    /// `with_session` for the hot calls (crypto operations), which look for other processes'
+    /// changes at most every CONTROL_CHECK_INTERVAL; see [`Token::refresh_control`].
+    fn with_session_hot<T>(
+        &self,
+        h: SessionHandle,
+        f: impl FnOnce(&mut Session, bool) -> Result<T>,
+    ) -> Result<T> {
+        self.session_call(h, true, f)
+    }
+
+    fn session_call<T>(
+        &self,
+        h: SessionHandle,
+        hot: bool,
+        f: impl FnOnce(&mut Session, bool) -> Result<T>,
+    ) -> Result<T> {
         let entry = self.entry(h)?;
         let mut s = lock(&entry.inner);
-        s.token.refresh()?;
+        if hot {
+            s.token.refresh_control()?;
+        } else {
+            s.token.refresh()?;
+        }
         let p = s.token.presence();
         if !p.present {
             return Err(Error::DeviceRemoved);
@@ -1071,7 +1094,7 @@ impl Emulator {
 
     /// C_FindObjects: up to `max` further handles.
     pub fn find_next(&self, h: SessionHandle, max: usize) -> Result<Vec<ObjectHandle>> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let f = s.find.as_mut().ok_or(Error::OperationNotInitialized)?;
             let end = (f.pos + max).min(f.results.len());
             let out = f.results[f.pos..end]
@@ -1085,7 +1108,7 @@ impl Emulator {
 
     /// C_FindObjectsFinal.
     pub fn find_final(&self, h: SessionHandle) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             s.find.take().ok_or(Error::OperationNotInitialized)?;
             Ok(())
         })
@@ -1137,7 +1160,7 @@ impl Emulator {
 
     /// C_SignInit.
     pub fn sign_init(&self, h: SessionHandle, mech: &Mechanism, key: ObjectHandle) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             if s.sign.is_some() {
                 return Err(Error::OperationActive);
             }
@@ -1159,7 +1182,7 @@ impl Emulator {
 
     /// Signature length of the active signing operation (for the output-length protocol).
     pub fn sign_len(&self, h: SessionHandle) -> Result<usize> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             s.sign.as_ref().ok_or(Error::OperationNotInitialized)?;
             Ok(crypto::SIGNATURE_LEN)
         })
@@ -1167,7 +1190,7 @@ impl Emulator {
 
     /// C_Sign: single-part; ends the operation whatever the outcome.
     pub fn sign(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
             if !matches!(op.input, Input::Empty) {
                 return Err(Error::OperationActive);
@@ -1183,7 +1206,7 @@ impl Emulator {
 
     /// C_SignUpdate.
     pub fn sign_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let op = s.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
             if op.mech == SignMech::Ecdsa {
                 s.sign = None;
@@ -1196,7 +1219,7 @@ impl Emulator {
 
     /// C_SignFinal.
     pub fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
             if op.mech == SignMech::Ecdsa {
                 return Err(Error::SinglePartOnly);
@@ -1209,7 +1232,7 @@ impl Emulator {
 
     /// C_VerifyInit.
     pub fn verify_init(&self, h: SessionHandle, mech: &Mechanism, key: ObjectHandle) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             if s.verify.is_some() {
                 return Err(Error::OperationActive);
             }
@@ -1231,7 +1254,7 @@ impl Emulator {
 
     /// C_Verify: ends the operation whatever the outcome.
     pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
             if !matches!(op.input, Input::Empty) {
                 return Err(Error::OperationActive);
@@ -1248,7 +1271,7 @@ impl Emulator {
 
     /// C_VerifyUpdate.
     pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let op = s.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
             if op.mech == SignMech::Ecdsa {
                 s.verify = None;
@@ -1261,7 +1284,7 @@ impl Emulator {
 
     /// C_VerifyFinal.
     pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
             if op.mech == SignMech::Ecdsa {
                 return Err(Error::SinglePartOnly);
@@ -1274,7 +1297,7 @@ impl Emulator {
 
     /// C_DigestInit (CKM_SHA256 only).
     pub fn digest_init(&self, h: SessionHandle, mech: &Mechanism) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             if s.digest.is_some() {
                 return Err(Error::OperationActive);
             }
@@ -1291,7 +1314,7 @@ impl Emulator {
 
     /// Digest length of the active digest operation.
     pub fn digest_len(&self, h: SessionHandle) -> Result<usize> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             s.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
             Ok(crypto::SHA256_LEN)
         })
@@ -1299,7 +1322,7 @@ impl Emulator {
 
     /// C_Digest (single part).
     pub fn digest(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let mut d = s.digest.take().ok_or(Error::OperationNotInitialized)?;
             d.update(data);
             Ok(d.finish().to_vec())
@@ -1308,7 +1331,7 @@ impl Emulator {
 
     /// C_DigestUpdate.
     pub fn digest_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             s.digest
                 .as_mut()
                 .ok_or(Error::OperationNotInitialized)?
@@ -1319,7 +1342,7 @@ impl Emulator {
 
     /// C_DigestFinal.
     pub fn digest_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
-        self.with_session(h, |s, _| {
+        self.with_session_hot(h, |s, _| {
             let d = s.digest.take().ok_or(Error::OperationNotInitialized)?;
             Ok(d.finish().to_vec())
         })
@@ -1327,7 +1350,7 @@ impl Emulator {
 
     /// C_GenerateRandom.
     pub fn generate_random(&self, h: SessionHandle, buf: &mut [u8]) -> Result<()> {
-        self.with_session(h, |_, _| crypto::random(buf))
+        self.with_session_hot(h, |_, _| crypto::random(buf))
     }
 
     /// C_SeedRandom: the device's generator takes no seed.

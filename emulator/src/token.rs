@@ -130,7 +130,19 @@ pub struct Token {
     keys: RwLock<HashMap<u64, Arc<EcPrivateKey>>>,
     env_latency: Option<bool>,
     defects: Defects,
+    /// Beside the token file: a generation number bumped by every control change (removal,
+    /// latency, faults). Reading it is a plain file read, which scales across threads, where a
+    /// SQLite `data_version` check takes the VFS's process-wide lock.
+    control_file: std::path::PathBuf,
+    control_seen: std::sync::atomic::AtomicU64,
+    /// When the hot path last looked at the control file (ns since `born`).
+    control_checked: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
 }
+
+/// How often the hot calls look for control changes. A control change waits twice this long
+/// before returning, so every call that starts after it returns sees it.
+pub const CONTROL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -288,6 +300,8 @@ impl Token {
 
     /// Wraps an open store.
     pub fn with_store(mut store: Store, env: &EnvOverrides) -> Result<Token> {
+        let control_file = control_file_of(store.path());
+        let control_seen = read_generation(&control_file);
         let snap = store.refresh()?.unwrap_or_default();
         let profile = snap
             .meta
@@ -307,6 +321,10 @@ impl Token {
             keys: RwLock::new(HashMap::new()),
             env_latency: env.latency,
             defects: env.defects,
+            control_file,
+            control_seen: std::sync::atomic::AtomicU64::new(control_seen),
+            control_checked: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
         };
         token.apply(snap);
         Ok(token)
@@ -343,12 +361,72 @@ impl Token {
     }
 
     /// Picks up other processes' changes (cheap when there are none: one `PRAGMA data_version`).
+    /// If another thread holds the store right now, that thread's check or write already orders
+    /// this call against other processes' changes, so it does not wait: threads signing in
+    /// parallel must not queue on the store (a call concurrent with a removal may complete as
+    /// if before it).
     pub fn refresh(&self) -> Result<()> {
-        let snap = self.store().refresh()?;
+        self.try_refresh().map(drop)
+    }
+
+    /// `refresh`, saying whether it ran (false: another thread held the store).
+    fn try_refresh(&self) -> Result<bool> {
+        let mut store = match self.store.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        };
+        let snap = store.refresh()?;
+        drop(store);
         if let Some(s) = snap {
             self.apply(s);
         }
+        Ok(true)
+    }
+
+    /// The check of the hot calls (operations and their initialisation): at most every
+    /// CONTROL_CHECK_INTERVAL, a look at the generation file that every object or control change
+    /// bumps, and a full refresh only when it moved. Other processes' changes are seen within the
+    /// interval; PIN counters (not bumped) are read by the non-hot calls that show them.
+    pub fn refresh_control(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        // No system call at all between looks: threads signing in parallel share nothing here.
+        let t = self.born.elapsed().as_nanos() as u64 + 1;
+        let last = self.control_checked.load(Ordering::Relaxed);
+        if last != 0 && t.saturating_sub(last) < CONTROL_CHECK_INTERVAL.as_nanos() as u64 {
+            return Ok(());
+        }
+        self.control_checked.store(t, Ordering::Relaxed);
+        let now = read_generation(&self.control_file);
+        if now != self.control_seen.load(Ordering::Acquire) && self.try_refresh()? {
+            self.control_seen.store(now, Ordering::Release);
+        }
         Ok(())
+    }
+
+    /// Announces a change of objects to every process's hot path (seen within
+    /// CONTROL_CHECK_INTERVAL).
+    fn bump_objects(&self) -> Result<()> {
+        self.write_generation()
+    }
+
+    /// Announces a control change to every process (after it was committed to the store), and
+    /// waits until every process's hot path is sure to look again.
+    fn bump_control(&self) -> Result<()> {
+        self.write_generation()?;
+        // Every process's hot path looks again within CONTROL_CHECK_INTERVAL: once this returns,
+        // no call that starts afterwards can miss the change.
+        std::thread::sleep(CONTROL_CHECK_INTERVAL * 2);
+        Ok(())
+    }
+
+    fn write_generation(&self) -> Result<()> {
+        let next = read_generation(&self.control_file) + 1;
+        let tmp = self.control_file.with_extension("control.tmp");
+        // Written beside and renamed over: a reader never sees half a number.
+        std::fs::write(&tmp, next.to_string())
+            .and_then(|()| std::fs::rename(&tmp, &self.control_file))
+            .map_err(|e| Error::Store(format!("cannot write {}: {e}", self.control_file.display())))
     }
 
     /// The deliberate defects of this process.
@@ -418,6 +496,7 @@ impl Token {
         }
         // Whatever this process held of the user's keys goes with the token.
         self.logout();
+        self.bump_control()?;
         self.reload_small()
     }
 
@@ -425,6 +504,7 @@ impl Token {
     pub fn set_latency(&self, on: Option<bool>) -> Result<()> {
         self.store()
             .set_control(control::LATENCY, on.map(|b| if b { "on" } else { "off" }))?;
+        self.bump_control()?;
         self.reload_small()
     }
 
@@ -433,6 +513,7 @@ impl Token {
         let key = format!("{}{}", control::FAULT_PREFIX, op_name(op));
         let value = (count > 0).then(|| format!("{count} {}", kind.name()));
         self.store().set_control(&key, value.as_deref())?;
+        self.bump_control()?;
         self.reload_small()
     }
 
@@ -585,6 +666,7 @@ impl Token {
         )?;
         self.store()
             .reinitialise(&[("label", label.as_bytes().to_vec())], &rec)?;
+        self.bump_objects()?;
         self.logout();
         let mut c = self.cache_mut();
         c.objects.clear();
@@ -686,6 +768,7 @@ impl Token {
     pub fn insert(&self, objs: &[Object]) -> Result<Vec<u64>> {
         let refs: Vec<&Object> = objs.iter().collect();
         let handles = self.store().insert_objects(&refs)?;
+        self.bump_objects()?;
         let mut c = self.cache_mut();
         for (h, o) in handles.iter().zip(objs) {
             c.objects.insert(*h, Arc::new(o.clone()));
@@ -696,6 +779,7 @@ impl Token {
     /// Replaces a token object.
     pub fn update(&self, handle: u64, obj: Object) -> Result<()> {
         self.store().update_object(handle, &obj)?;
+        self.bump_objects()?;
         self.cache_mut().objects.insert(handle, Arc::new(obj));
         Ok(())
     }
@@ -703,6 +787,7 @@ impl Token {
     /// Deletes a token object.
     pub fn delete(&self, handle: u64) -> Result<()> {
         self.store().delete_object(handle)?;
+        self.bump_objects()?;
         self.cache_mut().objects.remove(&handle);
         self.keys
             .write()
@@ -710,6 +795,21 @@ impl Token {
             .remove(&handle);
         Ok(())
     }
+}
+
+/// The control generation file of a token file.
+fn control_file_of(token_file: &Path) -> std::path::PathBuf {
+    let mut name = token_file.as_os_str().to_owned();
+    name.push(".control");
+    name.into()
+}
+
+/// The control generation (0 when no control change ever happened).
+fn read_generation(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Checks a PIN's length (in bytes) and that it is printable ASCII.
