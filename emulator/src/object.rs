@@ -497,9 +497,12 @@ impl Object {
     /// Whether every attribute of `template` has the same value here (§5.7 C_FindObjectsInit).
     /// Sensitive attributes never match, so a search cannot probe a secret.
     pub fn matches(&self, template: &[Attr]) -> bool {
-        template
-            .iter()
-            .all(|(ty, v)| matches!(self.get(*ty), AttrValue::Value(have) if have == v.as_slice()))
+        // Raw bytes first (cheap, and false for nearly every object of a large token); the
+        // sensitivity rules only for a candidate.
+        template.iter().all(|(ty, v)| {
+            self.attrs.get(ty).is_some_and(|have| have == v)
+                && matches!(self.get(*ty), AttrValue::Value(_))
+        })
     }
 
     /// Applies a `C_SetAttributeValue` template: all of it or nothing (§5.7).
