@@ -14,12 +14,9 @@ use kilt_emulator::{Config, Emulator, Mechanism, Pin, UserType};
 fn token() -> (tempfile::TempDir, Emulator, kilt_emulator::SessionHandle) {
     let dir = tempfile::tempdir().unwrap();
     let emu = Emulator::new(Config::in_dir(dir.path())).unwrap();
-    emu.init_token(0, &Pin::from("00000000"), "bench").unwrap();
-    let s = emu.open_session(0, true, true).unwrap();
-    emu.login(s, UserType::So, Some(&Pin::from("00000000")))
+    emu.provision(0, "bench", &Pin::from("00000000"), &Pin::from("1234567890"))
         .unwrap();
-    emu.init_pin(s, Some(&Pin::from("1234567890"))).unwrap();
-    emu.logout(s).unwrap();
+    let s = emu.open_session(0, true, true).unwrap();
     emu.login(s, UserType::User, Some(&Pin::from("1234567890")))
         .unwrap();
     (dir, emu, s)

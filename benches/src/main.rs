@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use kilt_benches::{LABEL, SO_PIN, SOFTHSM, Settings, USER_PIN, measure};
-use kilt_emulator::{Config, Emulator, Pin, UserType};
+use kilt_emulator::{Config, Emulator, Pin};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -74,11 +74,7 @@ fn run() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let kilt_dir = dir.path().join("kilt");
     let emu = Emulator::new(Config::in_dir(&kilt_dir))?;
-    emu.init_token(0, &Pin::from(SO_PIN), LABEL)?;
-    let s = emu.open_session(0, true, true)?;
-    emu.login(s, UserType::So, Some(&Pin::from(SO_PIN)))?;
-    emu.init_pin(s, Some(&Pin::from(USER_PIN)))?;
-    emu.close_session(s)?;
+    emu.provision(0, LABEL, &Pin::from(SO_PIN), &Pin::from(USER_PIN))?;
     let conf = dir.path().join("softhsm2.conf");
     if softhsm.is_some() {
         let tokens = dir.path().join("softhsm");

@@ -6,7 +6,7 @@
 //! JSON report.
 
 use kilt_conformance::{Options, run_pkcs11};
-use kilt_emulator::{Config, Emulator, Pin, UserType};
+use kilt_emulator::{Config, Emulator, Pin};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -74,12 +74,10 @@ fn run(module: &Path, env: &[(&str, &str)]) -> serde_json::Value {
 }
 
 fn kilt_token(dir: &Path) {
-    let emu = Emulator::new(Config::in_dir(dir)).unwrap();
-    emu.init_token(0, &Pin::from(SO), "conf").unwrap();
-    let s = emu.open_session(0, true, true).unwrap();
-    emu.login(s, UserType::So, Some(&Pin::from(SO))).unwrap();
-    emu.init_pin(s, Some(&Pin::from(USER))).unwrap();
-    emu.close_session(s).unwrap();
+    Emulator::new(Config::in_dir(dir))
+        .unwrap()
+        .provision(0, "conf", &Pin::from(SO), &Pin::from(USER))
+        .unwrap();
 }
 
 fn outcomes(report: &serde_json::Value, which: &str) -> Vec<String> {

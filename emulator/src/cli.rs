@@ -381,18 +381,7 @@ fn init(
     };
     let so = so_src.read("SO (admin) PIN: ")?;
     let user = user_src.read("User PIN: ")?;
-    // Check the user PIN before anything changes, so a bad one leaves the slot untouched.
-    let p = &emu.config().profile;
-    token::check_pin_format(&user, p.user_pin_min, p.user_pin_max)?;
-    emu.init_token(slot, &so, label)?;
-    let s = emu.open_session(slot, true, true)?;
-    let r = (|| {
-        emu.login(s, UserType::So, Some(&so))?;
-        emu.init_pin(s, Some(&user))?;
-        emu.logout(s)
-    })();
-    emu.close_session(s)?;
-    r?;
+    emu.provision(slot, label, &so, &user)?;
     let info = emu.token_info(slot)?;
     writeln!(
         out,

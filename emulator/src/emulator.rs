@@ -598,6 +598,20 @@ impl Emulator {
         self.rescan()
     }
 
+    /// What `kilt-token init` does: initialise the token in `slot`, then, as the SO, set the user
+    /// PIN. The user PIN is checked first, so a bad one leaves the slot untouched.
+    pub fn provision(&self, slot: SlotId, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<()> {
+        let p = &self.config.profile;
+        token::check_pin_format(user_pin, p.user_pin_min, p.user_pin_max)?;
+        self.init_token(slot, so_pin, label)?;
+        let s = self.open_session(slot, true, true)?;
+        let r = self
+            .login(s, UserType::So, Some(so_pin))
+            .and_then(|()| self.init_pin(s, Some(user_pin)));
+        self.close_session(s)?;
+        r
+    }
+
     /// C_OpenSession. Only serial sessions exist (§5.6: CKF_SERIAL_SESSION must be set).
     pub fn open_session(
         &self,

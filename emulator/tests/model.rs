@@ -275,11 +275,7 @@ proptest! {
         // The key derivation's cost is not under test here.
         config.profile.kdf_iterations = 1;
         let emu = Emulator::new(config).unwrap();
-        emu.init_token(0, &Pin::from(SO), "model").unwrap();
-        let s = emu.open_session(0, true, true).unwrap();
-        emu.login(s, UserType::So, Some(&Pin::from(SO))).unwrap();
-        emu.init_pin(s, Some(&Pin::from(USER))).unwrap();
-        emu.close_session(s).unwrap();
+        emu.provision(0, "model", &Pin::from(SO), &Pin::from(USER)).unwrap();
         let mut m = Model { user_tries: TRIES, so_tries: TRIES, ..Default::default() };
         for op in &ops {
             step(&emu, &mut m, op);

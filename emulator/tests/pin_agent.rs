@@ -10,12 +10,13 @@ fn pinpad_token(agent: PinAgent) -> (tempfile::TempDir, Emulator) {
     config.profile.kdf_iterations = 1;
     config.pin_agent = agent;
     let emu = Emulator::new(config).unwrap();
-    emu.init_token(0, &Pin::from("00000000"), "pinpad").unwrap();
-    let s = emu.open_session(0, true, true).unwrap();
-    emu.login(s, UserType::So, Some(&Pin::from("00000000")))
-        .unwrap();
-    emu.init_pin(s, Some(&Pin::from("1234567890"))).unwrap();
-    emu.close_session(s).unwrap();
+    emu.provision(
+        0,
+        "pinpad",
+        &Pin::from("00000000"),
+        &Pin::from("1234567890"),
+    )
+    .unwrap();
     (dir, emu)
 }
 

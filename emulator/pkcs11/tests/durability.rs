@@ -71,14 +71,15 @@ fn child_wrong_pin() {
 }
 
 fn new_token(dir: &std::path::Path) {
-    let emu = Emulator::new(Config::in_dir(dir)).unwrap();
-    emu.init_token(0, &Pin::from(common::SO_PIN), LABEL)
+    Emulator::new(Config::in_dir(dir))
+        .unwrap()
+        .provision(
+            0,
+            LABEL,
+            &Pin::from(common::SO_PIN),
+            &Pin::from(common::USER_PIN),
+        )
         .unwrap();
-    let s = emu.open_session(0, true, true).unwrap();
-    emu.login(s, U::So, Some(&Pin::from(common::SO_PIN)))
-        .unwrap();
-    emu.init_pin(s, Some(&Pin::from(common::USER_PIN))).unwrap();
-    emu.close_session(s).unwrap();
 }
 
 /// Runs a child in `mode` for `ms` milliseconds, SIGKILLs it, and returns every line it printed.
