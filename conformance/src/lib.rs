@@ -50,6 +50,14 @@ pub enum Error {
     NoToken,
     #[error("the module failed {call}: {reason}")]
     Module { call: &'static str, reason: String },
+    #[error(
+        "the {who} PIN was refused ({reason}); nothing else was run, so no more tries were spent: check --{flag}"
+    )]
+    PinRefused {
+        who: &'static str,
+        flag: &'static str,
+        reason: String,
+    },
 }
 
 /// What to test and how.
@@ -274,6 +282,34 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Tries each given PIN once before any case: with a wrong PIN every case would spend a try, and
+/// the destructive case could lock the user PIN with no SO PIN to restore it. A physical token
+/// must come out of a mistyped run unharmed.
+fn check_pins(pkcs11: &Pkcs11, slot: Slot, options: &Options) -> Result<(), Error> {
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let as_auth = |p: &Pin| AuthPin::new(String::from_utf8_lossy(p.as_bytes()).into_owned().into());
+    let refused = |who, flag, e: cryptoki::error::Error| Error::PinRefused {
+        who,
+        flag,
+        reason: e.to_string(),
+    };
+    let module = |e: cryptoki::error::Error| Error::Module {
+        call: "C_OpenSession",
+        reason: e.to_string(),
+    };
+    // SO first, in a session of its own (the SO cannot log in beside a read-only session).
+    if let Some(so) = &options.so_pin {
+        let s = pkcs11.open_rw_session(slot).map_err(module)?;
+        s.login(UserType::So, Some(&as_auth(so)))
+            .map_err(|e| refused("SO", "so-pin-source", e))?;
+    }
+    let s = pkcs11.open_ro_session(slot).map_err(module)?;
+    s.login(UserType::User, Some(&as_auth(&options.user_pin)))
+        .map_err(|e| refused("user", "pin-source", e))?;
+    Ok(())
+}
+
 /// Loads the module, runs every case on the token, and reports.
 pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
     let pkcs11 = Pkcs11::new(&options.module).map_err(|e| Error::Load {
@@ -295,6 +331,7 @@ pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
         .get_token_info(slot)
         .map(|t| t.label().to_string())
         .unwrap_or_default();
+    check_pins(&pkcs11, slot, options)?;
     let ctx = Ctx {
         is_kilt: info.manufacturer_id() == "kilt",
         pkcs11,

@@ -246,6 +246,23 @@ fn the_binary_writes_junit_and_json_and_exits_by_outcome() {
     let bad = status("bad-signature");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL  sign-ecdsa"));
+    // A wrong PIN stops the run before any case: one try spent, not one per case.
+    let o = Command::new(bin)
+        .args([
+            "pkcs11",
+            "--module",
+            kilt_module().to_str().unwrap(),
+            "--pin-source",
+            "env:P",
+        ])
+        .env("KILT_TOKEN_DIR", dir.path())
+        .env("P", "99999999")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("user PIN was refused"));
+    let emu = Emulator::new(Config::in_dir(dir.path())).unwrap();
+    assert_eq!(emu.token_info(0).unwrap().user_pin.tries_left, 9);
     // A missing module: the suite cannot run, one line, exit 2.
     let o = Command::new(bin)
         .args([
