@@ -292,7 +292,11 @@ fn check_pins(pkcs11: &Pkcs11, slot: Slot, options: &Options) -> Result<(), Erro
     let refused = |who, flag, e: cryptoki::error::Error| Error::PinRefused {
         who,
         flag,
-        reason: e.to_string(),
+        // The return value's name (e.g. PinIncorrect), not cryptoki's paragraph about it.
+        reason: match e {
+            cryptoki::error::Error::Pkcs11(rv, _) => format!("{rv:?}"),
+            other => other.to_string(),
+        },
     };
     let module = |e: cryptoki::error::Error| Error::Module {
         call: "C_OpenSession",
