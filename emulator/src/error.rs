@@ -26,16 +26,12 @@ pub enum Error {
     SessionsOpen,
     #[error("only serial sessions are supported (CKF_SERIAL_SESSION must be set)")]
     ParallelSessionNotSupported,
-    #[error("the token does not accept more sessions")]
-    TooManySessions,
     #[error("the user is not logged in; log in first")]
     NotLoggedIn,
     #[error("this user is already logged in")]
     AlreadyLoggedIn,
     #[error("another user type is already logged in; log out first")]
     AnotherUserLoggedIn,
-    #[error("unknown user type {0}")]
-    UserTypeInvalid(u64),
     #[error("the user PIN is not initialised; the security officer must set it (C_InitPIN)")]
     UserPinNotInitialized,
     #[error("incorrect PIN: {tries_left} tries left before the PIN is locked")]
@@ -62,8 +58,6 @@ pub enum Error {
     AttributeValueInvalid(u64),
     #[error("attribute 0x{0:x} cannot be set or changed")]
     AttributeReadOnly(u64),
-    #[error("attribute 0x{0:x} is sensitive and cannot be revealed")]
-    AttributeSensitive(u64),
     #[error("the template lacks required attribute 0x{0:x}")]
     TemplateIncomplete(u64),
     #[error("the template is inconsistent: {0}")]
@@ -102,8 +96,6 @@ pub enum Error {
     Store(String),
     #[error("the profile is not valid: {0}")]
     Profile(String),
-    #[error("the operation is not supported by this token")]
-    NotSupported,
     #[error("the library is being finalised")]
     Finalizing,
 }

@@ -62,11 +62,9 @@ pub fn rv_of(e: &Error) -> CK_RV {
         Error::SoSessionExists => CKR_SESSION_READ_WRITE_SO_EXISTS,
         Error::SessionsOpen => CKR_SESSION_EXISTS,
         Error::ParallelSessionNotSupported => CKR_SESSION_PARALLEL_NOT_SUPPORTED,
-        Error::TooManySessions => CKR_SESSION_COUNT,
         Error::NotLoggedIn => CKR_USER_NOT_LOGGED_IN,
         Error::AlreadyLoggedIn => CKR_USER_ALREADY_LOGGED_IN,
         Error::AnotherUserLoggedIn => CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
-        Error::UserTypeInvalid(_) => CKR_USER_TYPE_INVALID,
         Error::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
         Error::PinIncorrect { .. } => CKR_PIN_INCORRECT,
         Error::PinLocked => CKR_PIN_LOCKED,
@@ -80,7 +78,6 @@ pub fn rv_of(e: &Error) -> CK_RV {
         Error::AttributeTypeInvalid(_) => CKR_ATTRIBUTE_TYPE_INVALID,
         Error::AttributeValueInvalid(_) => CKR_ATTRIBUTE_VALUE_INVALID,
         Error::AttributeReadOnly(_) => CKR_ATTRIBUTE_READ_ONLY,
-        Error::AttributeSensitive(_) => CKR_ATTRIBUTE_SENSITIVE,
         Error::TemplateIncomplete(_) => CKR_TEMPLATE_INCOMPLETE,
         Error::TemplateInconsistent(_) => CKR_TEMPLATE_INCONSISTENT,
         Error::ActionProhibited => CKR_ACTION_PROHIBITED,
@@ -100,7 +97,6 @@ pub fn rv_of(e: &Error) -> CK_RV {
         Error::DeviceError(_) | Error::Store(_) => CKR_DEVICE_ERROR,
         Error::DeviceMemory => CKR_DEVICE_MEMORY,
         Error::Profile(_) => CKR_GENERAL_ERROR,
-        Error::NotSupported => CKR_FUNCTION_NOT_SUPPORTED,
         Error::Finalizing => CKR_CRYPTOKI_NOT_INITIALIZED,
     }
 }
@@ -156,8 +152,8 @@ mod tests {
         );
         assert_eq!(rv_of(&Error::DeviceRemoved), CKR_DEVICE_REMOVED);
         assert_eq!(
-            rv_of(&Error::AttributeSensitive(CKA_VALUE)),
-            CKR_ATTRIBUTE_SENSITIVE
+            rv_of(&Error::AttributeReadOnly(CKA_SENSITIVE)),
+            CKR_ATTRIBUTE_READ_ONLY
         );
     }
 }
