@@ -310,7 +310,8 @@ impl Token {
             .transpose()?
             .unwrap_or_else(Profile::default_profile);
         let mut cache = Cache::default();
-        for (op, n, kind) in &env.faults {
+        // A count of 0 means no fault (and must never be decremented).
+        for (op, n, kind) in env.faults.iter().filter(|f| f.1 > 0) {
             cache.env_faults.insert(op_name(*op), (*n, *kind));
         }
         let token = Token {
@@ -841,6 +842,29 @@ mod tests {
         assert_eq!(parse_faults("sign=x"), None);
         assert_eq!(parse_faults("teleport=1"), None);
         assert_eq!(parse_faults("sign=1:melt"), None);
+    }
+
+    #[test]
+    fn environment_faults_count_down_and_zero_means_none() {
+        let dir = tempfile::tempdir().unwrap();
+        Emulator::new(Config::in_dir(dir.path()))
+            .unwrap()
+            .init_token(0, &Pin::from("00000000"), "env")
+            .unwrap();
+        let mut config = Config::in_dir(dir.path());
+        config.env.faults = parse_faults("sign=2,login=0").unwrap();
+        let emu = Emulator::new(config).unwrap();
+        let t = emu.token(0).unwrap();
+        assert!(matches!(
+            t.before(TimedOp::Sign),
+            Err(Error::DeviceError(_))
+        ));
+        assert!(matches!(
+            t.before(TimedOp::Sign),
+            Err(Error::DeviceError(_))
+        ));
+        assert!(t.before(TimedOp::Sign).is_ok());
+        assert!(t.before(TimedOp::Login).is_ok());
     }
 
     #[test]
