@@ -177,12 +177,7 @@ impl Store {
                 snap.meta.insert(k, v);
             }
             snap.pins = read_pins(&tx)?;
-            let mut st = tx.prepare_cached("SELECT key, value FROM control")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for row in rows {
-                let (k, v) = row?;
-                snap.control.insert(k, v);
-            }
+            snap.control = read_control(&tx)?;
             snap.objects_gen = tx
                 .prepare_cached("SELECT value FROM meta WHERE key = 'objects_gen'")?
                 .query_row([], |r| r.get(0))
@@ -219,20 +214,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores a new object; returns its handle (never reused: AUTOINCREMENT).
-    pub fn insert_object(&mut self, obj: &Object) -> Result<u64> {
-        self.write_objects(|tx| {
-            tx.execute(
-                "INSERT INTO objects(secret) VALUES (?1)",
-                params![obj.secret],
-            )?;
-            let id = tx.last_insert_rowid();
-            write_attrs(tx, id, obj)?;
-            Ok(id as u64)
-        })
-    }
-
-    /// Stores several new objects in one transaction (a key pair).
+    /// Stores new objects in one transaction (a key pair is two); returns their handles, never
+    /// reused (AUTOINCREMENT).
     pub fn insert_objects(&mut self, objs: &[&Object]) -> Result<Vec<u64>> {
         self.write_objects(|tx| {
             let mut ids = Vec::with_capacity(objs.len());
@@ -360,6 +343,43 @@ impl Store {
         Ok(())
     }
 
+    /// Removes or inserts the token in one transaction (an insertion counts up, so sessions of the
+    /// previous insertion stay closed); false if it already was so.
+    pub fn set_presence(&mut self, present: bool) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let control = read_control(&tx)?;
+        if control
+            .get(crate::token::control::PRESENT)
+            .is_none_or(|v| v != "0")
+            == present
+        {
+            return Ok(false);
+        }
+        if present {
+            let n: u64 = control
+                .get(crate::token::control::INSERTIONS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            tx.execute(
+                "INSERT OR REPLACE INTO control(key, value) VALUES (?1, ?2)",
+                params![crate::token::control::INSERTIONS, (n + 1).to_string()],
+            )?;
+            tx.execute(
+                "DELETE FROM control WHERE key = ?1",
+                [crate::token::control::PRESENT],
+            )?;
+        } else {
+            tx.execute(
+                "INSERT OR REPLACE INTO control(key, value) VALUES (?1, '0')",
+                [crate::token::control::PRESENT],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// Atomically takes one unit from a counted control value ("<count> <kind>", an injected
     /// fault); returns the kind if one was left.
     pub fn take_control_count(&mut self, key: &str) -> Result<Option<String>> {
@@ -399,17 +419,16 @@ impl Store {
     ) -> Result<(HashMap<PinOwner, PinRecord>, BTreeMap<String, String>)> {
         let tx = self.conn.transaction()?;
         let pins = read_pins(&tx)?;
-        let mut control = BTreeMap::new();
-        {
-            let mut st = tx.prepare_cached("SELECT key, value FROM control")?;
-            for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-                let (k, v) = row?;
-                control.insert(k, v);
-            }
-        }
+        let control = read_control(&tx)?;
         tx.commit()?;
         Ok((pins, control))
     }
+}
+
+fn read_control(tx: &rusqlite::Transaction) -> Result<BTreeMap<String, String>> {
+    let mut st = tx.prepare_cached("SELECT key, value FROM control")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 fn read_pins(tx: &rusqlite::Transaction) -> Result<HashMap<PinOwner, PinRecord>> {

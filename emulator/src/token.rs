@@ -481,19 +481,8 @@ impl Token {
 
     /// Removes or inserts the token, for every process using it.
     pub fn set_present(&self, present: bool) -> Result<()> {
-        self.refresh()?;
-        let cur = self.presence();
-        if cur.present == present {
-            return Ok(());
-        }
-        {
-            let mut st = self.store();
-            if present {
-                st.set_control(control::INSERTIONS, Some(&(cur.insertions + 1).to_string()))?;
-                st.set_control(control::PRESENT, None)?;
-            } else {
-                st.set_control(control::PRESENT, Some("0"))?;
-            }
+        if !self.store().set_presence(present)? {
+            return self.reload_small();
         }
         // Whatever this process held of the user's keys goes with the token.
         self.logout();
@@ -636,16 +625,6 @@ impl Token {
         self.reload_small()
     }
 
-    /// Marks the user PIN "to be changed" (as after an SO reset or a default PIN).
-    pub fn mark_pin_to_be_changed(&self, who: PinOwner) -> Result<()> {
-        let Some(mut rec) = self.pin_record(who) else {
-            return Ok(());
-        };
-        rec.to_be_changed = true;
-        self.store().set_pin(who, &rec)?;
-        self.reload_small()
-    }
-
     /// Checks a PIN's length and characters against the profile.
     pub fn check_pin_format(&self, who: PinOwner, pin: &Pin) -> Result<()> {
         let (min, max) = match who {
@@ -708,18 +687,6 @@ impl Token {
     /// A token object by handle.
     pub fn object(&self, handle: u64) -> Option<Arc<Object>> {
         self.cache().objects.get(&handle).cloned()
-    }
-
-    /// Every token object with its handle.
-    pub fn objects(&self) -> Vec<(u64, Arc<Object>)> {
-        let mut v: Vec<_> = self
-            .cache()
-            .objects
-            .iter()
-            .map(|(h, o)| (*h, o.clone()))
-            .collect();
-        v.sort_by_key(|(h, _)| *h);
-        v
     }
 
     /// Visits token objects without copying the list (the find hot path).
