@@ -253,14 +253,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> R<()> {
         Command::Unplug { sel } => plug(config, &sel, false, out),
         Command::Plug { sel } => plug(config, &sel, true, out),
         Command::Latency { sel, mode } => {
-            let emu = Emulator::new(config)?;
-            let slot = select(&emu, &sel)?;
+            let (slot, token) = selected_token(config, &sel)?;
             let on = match mode.as_str() {
                 "on" => Some(true),
                 "off" => Some(false),
                 _ => None,
             };
-            emu.token(slot)?.set_latency(on)?;
+            token.set_latency(on)?;
             writeln!(out, "latency of slot {slot}: {mode}").ok();
             Ok(())
         }
@@ -270,8 +269,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> R<()> {
             count,
             kind,
         } => {
-            let emu = Emulator::new(config)?;
-            let slot = select(&emu, &sel)?;
+            let (slot, token) = selected_token(config, &sel)?;
             let Some(op_v) = TIMED_OPS.into_iter().find(|o| token::op_name(*o) == op) else {
                 return fail(format!(
                     "unknown operation {op:?}; use one of login, generate, sign, verify, create, destroy, find"
@@ -282,7 +280,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> R<()> {
                     "unknown fault kind {kind:?}; use device-error, device-memory, device-removed or panic"
                 ));
             };
-            emu.token(slot)?.inject_fault(op_v, count, kind_v)?;
+            token.inject_fault(op_v, count, kind_v)?;
             writeln!(
                 out,
                 "slot {slot}: the next {count} {op} operation(s) fail with {kind}"
@@ -295,9 +293,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> R<()> {
 
 /// Inserts (`present`) or removes the token.
 pub fn plug(config: Config, sel: &TokenSel, present: bool, out: &mut dyn Write) -> R<()> {
-    let emu = Emulator::new(config)?;
-    let slot = select(&emu, sel)?;
-    emu.token(slot)?.set_present(present)?;
+    let (slot, token) = selected_token(config, sel)?;
+    token.set_present(present)?;
     let what = if present {
         "inserted into"
     } else {
@@ -331,6 +328,13 @@ pub fn module_path() -> R<PathBuf> {
     fail(
         "libkilt_pkcs11.so is not built next to kilt-token; run `cargo build -p kilt-pkcs11` (or set KILT_MODULE)",
     )
+}
+
+/// The slot and token a control command (plug, latency, fault) acts on.
+fn selected_token(config: Config, sel: &TokenSel) -> R<(SlotId, std::sync::Arc<token::Token>)> {
+    let emu = Emulator::new(config)?;
+    let slot = select(&emu, sel)?;
+    Ok((slot, emu.token(slot)?))
 }
 
 /// The slot a command acts on.
