@@ -58,18 +58,14 @@ fn rv<T>(r: Result<T, CkError>) -> Option<RvError> {
 }
 
 fn user_pin(ctx: &Ctx) -> AuthPin {
-    AuthPin::new(
-        String::from_utf8_lossy(ctx.options.user_pin.as_bytes())
-            .into_owned()
-            .into(),
-    )
+    crate::auth_pin(&ctx.options.user_pin)
 }
 
 fn so_pin(ctx: &Ctx) -> Result<AuthPin, Check> {
     ctx.options
         .so_pin
         .as_ref()
-        .map(|p| AuthPin::new(String::from_utf8_lossy(p.as_bytes()).into_owned().into()))
+        .map(crate::auth_pin)
         .ok_or_else(|| Check::Skip("needs the SO PIN (--so-pin-source)".into()))
 }
 

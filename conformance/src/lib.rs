@@ -282,13 +282,16 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A PIN as cryptoki takes it.
+fn auth_pin(p: &Pin) -> cryptoki::types::AuthPin {
+    cryptoki::types::AuthPin::new(String::from_utf8_lossy(p.as_bytes()).into_owned().into())
+}
+
 /// Tries each given PIN once before any case: with a wrong PIN every case would spend a try, and
 /// the destructive case could lock the user PIN with no SO PIN to restore it. A physical token
 /// must come out of a mistyped run unharmed.
 fn check_pins(pkcs11: &Pkcs11, slot: Slot, options: &Options) -> Result<(), Error> {
     use cryptoki::session::UserType;
-    use cryptoki::types::AuthPin;
-    let as_auth = |p: &Pin| AuthPin::new(String::from_utf8_lossy(p.as_bytes()).into_owned().into());
     let refused = |who, flag, e: cryptoki::error::Error| Error::PinRefused {
         who,
         flag,
@@ -305,11 +308,11 @@ fn check_pins(pkcs11: &Pkcs11, slot: Slot, options: &Options) -> Result<(), Erro
     // SO first, in a session of its own (the SO cannot log in beside a read-only session).
     if let Some(so) = &options.so_pin {
         let s = pkcs11.open_rw_session(slot).map_err(module)?;
-        s.login(UserType::So, Some(&as_auth(so)))
+        s.login(UserType::So, Some(&auth_pin(so)))
             .map_err(|e| refused("SO", "so-pin-source", e))?;
     }
     let s = pkcs11.open_ro_session(slot).map_err(module)?;
-    s.login(UserType::User, Some(&as_auth(&options.user_pin)))
+    s.login(UserType::User, Some(&auth_pin(&options.user_pin)))
         .map_err(|e| refused("user", "pin-source", e))?;
     Ok(())
 }
