@@ -1,8 +1,57 @@
-//! The KISC-like mock CA `kilt-ca` (issue 4).
+//! `kilt-ca`: a mock of a KISC-like certification authority for testing EDS key regeneration
+//! clients (seed 004, DESIGN.md Flow 2). **Not for production keys.**
 //!
-//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
-//! folder layout of DESIGN.md holds from the first commit.
+//! - a root and an issuing CA (P-256) made on first start and kept in the data directory;
+//! - login "По сертификату" by mutual TLS (the client's key may live in a PKCS#11 token), or
+//!   by login and password;
+//! - "Запрос на выпуск сертификата": PKCS#10 CSRs checked (signature, P-256 key, subject) and
+//!   AUTH + SIGN certificates issued with the chain; RA statuses new → approved → issued or
+//!   rejected; auto-approval by default;
+//! - "Заявление" as a PDF with Cyrillic text; "СОС" as a CRL;
+//! - pages in Русский / English / Қазақша; an admin listener (users, provisioning, approve,
+//!   reject, revoke, clock, Pebble-style fault knobs); `/openapi.json`.
 //!
-//! ```text
-//! Nothing to call yet.
+//! Start it in-process on ephemeral ports, as tests and `kilt demo` do:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), kilt_mock_ca::CaError> {
+//! let dir = std::env::temp_dir().join("kilt-ca-example");
+//! let server = kilt_mock_ca::serve(kilt_mock_ca::Config::ephemeral(&dir)).await?;
+//! println!("API {} admin {}", server.url(), server.admin_url());
+//! println!("trust this root:\n{}", server.ca().pki().root_pem());
+//! server.shutdown().await;
+//! # Ok(()) }
 //! ```
+
+pub mod admin;
+pub mod ca;
+pub mod cli;
+pub mod error;
+mod pages;
+pub mod pdf;
+pub mod pki;
+pub mod server;
+pub mod web;
+
+pub use ca::{Ca, Settings, Snapshot};
+pub use error::CaError;
+pub use server::{Config, Server, serve};
+
+/// The OpenAPI 3.0 description of both listeners, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The CA's data directory: `KILT_CA_DIR`, else `$XDG_DATA_HOME/kilt/ca`, else
+/// `~/.local/share/kilt/ca`.
+pub fn default_data_dir() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("KILT_CA_DIR").filter(|d| !d.is_empty()) {
+        return d.into();
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kilt/ca")
+}

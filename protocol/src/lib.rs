@@ -1,8 +1,72 @@
-//! Wire types shared by the kilt client and servers (issues 4-6).
+//! Wire types shared by the kilt client and the mock servers.
 //!
-//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
-//! folder layout of DESIGN.md holds from the first commit.
+//! Everything here is plain data with `serde` derives: request and response bodies, and the
+//! status enums with their Russian, Kazakh and English labels, so the client, the servers'
+//! pages and the tests all show the same words.
 //!
-//! ```text
-//! Nothing to call yet.
 //! ```
+//! use kilt_protocol::{Lang, ca::RequestStatus};
+//!
+//! let status: RequestStatus = serde_json::from_str("\"issued\"").unwrap();
+//! assert_eq!(status.label(Lang::Ru), "Выпущен");
+//! assert_eq!(status.label(Lang::En), "Issued");
+//! ```
+
+pub mod ca;
+
+use serde::{Deserialize, Serialize};
+
+/// The three languages of the seeds' pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Русский — the default of both seeds.
+    #[default]
+    Ru,
+    /// Қазақша.
+    Kk,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// All languages, in the order the pages list them.
+    pub const ALL: [Lang; 3] = [Lang::Ru, Lang::En, Lang::Kk];
+
+    /// The language's code as used in `?lang=` and `--lang`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::Kk => "kk",
+            Lang::En => "en",
+        }
+    }
+
+    /// Parses `ru`, `kk` or `en` (also `kz`, which Kazakh sites often use).
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code {
+            "ru" => Some(Lang::Ru),
+            "kk" | "kz" => Some(Lang::Kk),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// Picks the label for this language out of (ru, kk, en).
+    pub fn pick<'a>(self, ru: &'a str, kk: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Ru => ru,
+            Lang::Kk => kk,
+            Lang::En => en,
+        }
+    }
+}
+
+/// The JSON body of every 4xx/5xx answer of both servers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `csr_signature_invalid`.
+    pub error: String,
+    /// One line for a person: what failed, why, what to do.
+    pub message: String,
+}

@@ -1,0 +1,375 @@
+//! The CA's own keys and certificates, and issuing from them (RFC 5280 profiles).
+//!
+//! On first start [`Pki::load_or_create`] makes a root CA, an issuing CA signed by it, and the
+//! server's TLS certificate, all EC P-256, and writes them as PEM files in the data directory;
+//! later starts read them back, so certificates issued before a restart still chain.
+
+use std::path::{Path, PathBuf};
+
+use kilt_protocol::ca::CertKind;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
+    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, RevocationReason,
+    RevokedCertParams, SerialNumber, SignatureAlgorithm,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{CaError, Result};
+
+/// Root CA validity (like national roots: two decades).
+pub const ROOT_VALIDITY_DAYS: i64 = 20 * 365;
+/// Issuing CA validity.
+pub const ISSUING_VALIDITY_DAYS: i64 = 10 * 365;
+/// The server's TLS certificate validity.
+pub const TLS_VALIDITY_DAYS: i64 = 5 * 365;
+/// How long a CRL is valid for (`nextUpdate` − `thisUpdate`).
+pub const CRL_VALIDITY_HOURS: i64 = 24;
+/// OID of the subject's serialNumber attribute (X.520), where Kazakh CAs put `IIN<12 digits>`.
+pub const OID_SERIAL_NUMBER: &[u64] = &[2, 5, 4, 5];
+/// id-kp-documentSigning (RFC 9336) for the SIGN certificate.
+pub const OID_KP_DOCUMENT_SIGNING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 36];
+
+const ROOT_CN: &str = "kilt Корневой УЦ (тестовый)";
+const ISSUING_CN: &str = "kilt Удостоверяющий центр КЦМР-модель (тестовый)";
+const ORG: &str = "kilt test PKI - not for production";
+
+/// A P-256 public key as a CSR carries it (the uncompressed point).
+#[derive(Clone, Debug)]
+pub struct P256PublicKey(pub Vec<u8>);
+
+impl PublicKeyData for P256PublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// What goes into one user certificate.
+#[derive(Debug)]
+pub struct UserCertSpec<'a> {
+    /// AUTH or SIGN: decides key usage and extended key usage.
+    pub kind: CertKind,
+    /// CN.
+    pub full_name: &'a str,
+    /// 12-digit IIN (subject serialNumber `IIN…`).
+    pub iin: &'a str,
+    /// The certified key.
+    pub key: &'a P256PublicKey,
+    /// Serial number bytes (positive, 16 bytes).
+    pub serial: [u8; 16],
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// CRL distribution point URL.
+    pub crl_url: &'a str,
+}
+
+/// One revoked certificate for the CRL.
+#[derive(Clone, Debug)]
+pub struct Revoked {
+    /// Serial bytes.
+    pub serial: Vec<u8>,
+    /// When the CA revoked it.
+    pub at: OffsetDateTime,
+    /// RFC 5280 §5.3.1 reason.
+    pub reason: RevocationReason,
+}
+
+/// The CA's keys and certificates.
+pub struct Pki {
+    root_pem: String,
+    root_der: Vec<u8>,
+    issuing_pem: String,
+    issuing_der: Vec<u8>,
+    issuing_key: KeyPair,
+    issuing_not_after: OffsetDateTime,
+    tls_cert_der: Vec<u8>,
+    tls_key_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki")
+            .field("issuing_not_after", &self.issuing_not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+fn dn(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CountryName,
+        DnValue::PrintableString("KZ".try_into().expect("ASCII")),
+    );
+    dn.push(DnType::OrganizationName, ORG);
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+/// A fresh positive serial of 16 random bytes (RFC 5280 §4.1.2.2: positive, ≤ 20 octets; the
+/// CA/B baseline asks for ≥ 64 bits of randomness).
+pub fn random_serial() -> [u8; 16] {
+    let mut serial = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut serial).expect("the system RNG works");
+    // Top bit clear keeps the INTEGER positive without a padding byte; never zero-leading,
+    // so every serial is exactly 16 bytes.
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    serial
+}
+
+fn files(dir: &Path) -> [PathBuf; 6] {
+    [
+        "root.crt",
+        "root.key",
+        "issuing.crt",
+        "issuing.key",
+        "tls.crt",
+        "tls.key",
+    ]
+    .map(|f| dir.join(f))
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| CaError::io(path, e))
+}
+
+/// Writes through a temporary file and a rename, so a crash leaves either the old or the new
+/// file, never half of one.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| CaError::io(&tmp, e))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| CaError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| CaError::io(path, e))
+}
+
+fn pem_der(pem: &str) -> Result<Vec<u8>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| CaError::Tls(format!("bad PEM in the data directory: {e}")))?;
+    Ok(pem.contents)
+}
+
+impl Pki {
+    /// Reads the PKI from `dir`, or creates and writes it there when `dir` has none.
+    pub fn load_or_create(dir: &Path, now: OffsetDateTime) -> Result<Pki> {
+        let [
+            root_crt,
+            root_key,
+            issuing_crt,
+            issuing_key,
+            tls_crt,
+            tls_key,
+        ] = files(dir);
+        if !issuing_key.exists() {
+            Self::create(dir, now)?;
+        }
+        let _ = root_key; // kept on disk for re-signing the issuing CA; not needed to serve
+        let issuing_pem = read(&issuing_crt)?;
+        let issuing_der = pem_der(&issuing_pem)?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&issuing_der)
+            .map_err(|e| CaError::Tls(format!("issuing.crt does not parse: {e}")))?;
+        let issuing_not_after = parsed.validity().not_after.to_datetime();
+        let root_pem = read(&root_crt)?;
+        let tls_key_pem = read(&tls_key)?;
+        Ok(Pki {
+            root_der: pem_der(&root_pem)?,
+            root_pem,
+            issuing_key: KeyPair::from_pem(&read(&issuing_key)?)?,
+            issuing_pem,
+            issuing_der,
+            issuing_not_after,
+            tls_cert_der: pem_der(&read(&tls_crt)?)?,
+            tls_key_der: pem_der(&tls_key_pem)?,
+        })
+    }
+
+    fn create(dir: &Path, now: OffsetDateTime) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
+        let [
+            root_crt,
+            root_key_path,
+            issuing_crt,
+            issuing_key_path,
+            tls_crt,
+            tls_key_path,
+        ] = files(dir);
+
+        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut root = CertificateParams::default();
+        root.distinguished_name = dn(ROOT_CN);
+        root.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+        root.not_before = now - Duration::minutes(5);
+        root.not_after = now + Duration::days(ROOT_VALIDITY_DAYS);
+        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        root.key_identifier_method = KeyIdMethod::Sha256;
+        let root_cert = root.self_signed(&root_key)?;
+        let root_issuer = Issuer::new(root, &root_key);
+
+        let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut issuing = CertificateParams::default();
+        issuing.distinguished_name = dn(ISSUING_CN);
+        issuing.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+        issuing.not_before = now - Duration::minutes(5);
+        issuing.not_after = now + Duration::days(ISSUING_VALIDITY_DAYS);
+        issuing.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        issuing.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        issuing.use_authority_key_identifier_extension = true;
+        let issuing_cert = issuing.signed_by(&issuing_key, &root_issuer)?;
+
+        let tls_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut tls = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        tls.distinguished_name = dn("kilt-ca localhost");
+        tls.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+        tls.not_before = now - Duration::minutes(5);
+        tls.not_after = now + Duration::days(TLS_VALIDITY_DAYS);
+        tls.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        tls.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        tls.use_authority_key_identifier_extension = true;
+        let issuing_issuer = Issuer::new(issuing, &issuing_key);
+        let tls_cert = tls.signed_by(&tls_key, &issuing_issuer)?;
+
+        // Keys first, the marker file (issuing.key) last: a crash half-way re-creates all.
+        write_atomic(&root_key_path, root_key.serialize_pem().as_bytes())?;
+        write_atomic(&root_crt, root_cert.pem().as_bytes())?;
+        write_atomic(&issuing_crt, issuing_cert.pem().as_bytes())?;
+        write_atomic(&tls_key_path, tls_key.serialize_pem().as_bytes())?;
+        write_atomic(&tls_crt, tls_cert.pem().as_bytes())?;
+        write_atomic(&issuing_key_path, issuing_key.serialize_pem().as_bytes())?;
+        restrict(&[root_key_path, tls_key_path, issuing_key_path]);
+        Ok(())
+    }
+
+    /// The root certificate, PEM: what clients trust (`kilt-ca export-root`).
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// The root certificate, DER.
+    pub fn root_der(&self) -> &[u8] {
+        &self.root_der
+    }
+
+    /// The issuing CA certificate, PEM.
+    pub fn issuing_pem(&self) -> &str {
+        &self.issuing_pem
+    }
+
+    /// The issuing CA certificate, DER.
+    pub fn issuing_der(&self) -> &[u8] {
+        &self.issuing_der
+    }
+
+    /// When the issuing CA's certificate ends: no user certificate may outlive it.
+    pub fn issuing_not_after(&self) -> OffsetDateTime {
+        self.issuing_not_after
+    }
+
+    /// The server's TLS certificate chain (leaf, issuing CA) and PKCS#8 key, DER.
+    pub fn tls_identity(&self) -> (Vec<Vec<u8>>, Vec<u8>) {
+        (
+            vec![self.tls_cert_der.clone(), self.issuing_der.clone()],
+            self.tls_key_der.clone(),
+        )
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>> {
+        Ok(Issuer::from_ca_cert_der(
+            &self.issuing_der.as_slice().into(),
+            &self.issuing_key,
+        )?)
+    }
+
+    /// Issues one user certificate, DER. The profile follows RFC 5280: AKI/SKI, key usage
+    /// critical, EKU by kind (clientAuth for AUTH; documentSigning and emailProtection for
+    /// SIGN), the CRL distribution point, `CA:FALSE`.
+    pub fn issue(&self, spec: &UserCertSpec<'_>) -> Result<Vec<u8>> {
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(
+            DnType::CountryName,
+            DnValue::PrintableString("KZ".try_into().expect("ASCII")),
+        );
+        name.push(DnType::CommonName, spec.full_name);
+        let iin = format!("IIN{}", spec.iin);
+        let iin = DnValue::PrintableString(
+            iin.as_str()
+                .try_into()
+                .map_err(|_| CaError::InvalidInput("IIN must be digits".into()))?,
+        );
+        name.push(DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()), iin);
+        params.distinguished_name = name;
+        params.serial_number = Some(SerialNumber::from_slice(&spec.serial));
+        params.not_before = spec.not_before;
+        params.not_after = spec.not_after;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![spec.crl_url.to_owned()],
+        }];
+        match spec.kind {
+            CertKind::Auth => {
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyAgreement,
+                ];
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            }
+            CertKind::Sign => {
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::ContentCommitment,
+                ];
+                params.extended_key_usages = vec![
+                    ExtendedKeyUsagePurpose::Other(OID_KP_DOCUMENT_SIGNING.to_vec()),
+                    ExtendedKeyUsagePurpose::EmailProtection,
+                ];
+            }
+        }
+        Ok(params.signed_by(spec.key, &self.issuer()?)?.der().to_vec())
+    }
+
+    /// A CRL (RFC 5280 §5) signed by the issuing CA, DER.
+    pub fn crl(&self, revoked: &[Revoked], number: u64, now: OffsetDateTime) -> Result<Vec<u8>> {
+        let params = CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + Duration::hours(CRL_VALIDITY_HOURS),
+            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|r| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&r.serial),
+                    revocation_time: r.at,
+                    reason_code: Some(r.reason),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer()?)?.der().to_vec())
+    }
+}
+
+#[cfg(unix)]
+fn restrict(paths: &[PathBuf]) {
+    use std::os::unix::fs::PermissionsExt;
+    for path in paths {
+        // Private keys readable by the owner only, like any CA key file; failure is not fatal
+        // for a test CA (e.g. on a filesystem without modes).
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &[PathBuf]) {}

@@ -1,0 +1,425 @@
+//! Listeners: the TLS API/pages listener (login by certificate) and the plain-HTTP admin
+//! listener on loopback, like Pebble's management port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use kilt_protocol::ca::Faults;
+use rustls::DistinguishedName;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::ca::{Ca, DEFAULT_SESSION_SECONDS, DEFAULT_VALIDITY_DAYS, Settings};
+use crate::error::{CaError, Result};
+
+/// Default API listener (TLS).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default admin listener (plain HTTP, loopback only).
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8444";
+/// Environment variable: percentage of API requests answered 503 (Pebble's
+/// `PEBBLE_WFE_NONCEREJECT` in spirit). Example: `KILT_CA_FAIL_PERCENT=5`. Clamped to 0–100.
+pub const ENV_FAIL_PERCENT: &str = "KILT_CA_FAIL_PERCENT";
+/// Environment variable: added latency per API request, ms. Example: `KILT_CA_LATENCY_MS=200`.
+/// Clamped to 0–60000.
+pub const ENV_LATENCY_MS: &str = "KILT_CA_LATENCY_MS";
+/// Environment variable: percentage of connections dropped after the TLS handshake.
+/// Example: `KILT_CA_DROP_PERCENT=10`. Clamped to 0–100.
+pub const ENV_DROP_PERCENT: &str = "KILT_CA_DROP_PERCENT";
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How to run the CA.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where `ca.sqlite` and the PKI files live.
+    pub data_dir: PathBuf,
+    /// API/pages listener (TLS). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Admin listener (plain HTTP). Keep it on loopback.
+    pub admin_listen: SocketAddr,
+    /// Validity of issued certificates, days.
+    pub validity_days: i64,
+    /// Issue at once, or wait for the admin's approval.
+    pub auto_approve: bool,
+    /// Base URL written into certificates' CRL distribution point; default the API listener.
+    pub public_url: Option<String>,
+    /// Font for the application PDF.
+    pub font: PathBuf,
+    /// Session lifetime, seconds.
+    pub session_seconds: u64,
+    /// Fault knobs at start-up (changeable through the admin listener).
+    pub faults: Faults,
+}
+
+impl Config {
+    /// Defaults for a data directory: the documented ports, 1-year certificates,
+    /// auto-approval, no faults.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            listen: DEFAULT_LISTEN.parse().expect("valid address"),
+            admin_listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid address"),
+            validity_days: DEFAULT_VALIDITY_DAYS,
+            auto_approve: true,
+            public_url: None,
+            font: PathBuf::from(crate::pdf::DEFAULT_FONT),
+            session_seconds: DEFAULT_SESSION_SECONDS,
+            faults: Faults::default(),
+        }
+    }
+
+    /// Both listeners on `127.0.0.1:0`, for tests and `kilt demo`.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Config {
+        let mut config = Config::new(data_dir);
+        config.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.admin_listen = "127.0.0.1:0".parse().expect("valid address");
+        config
+    }
+
+    /// Reads the fault knobs from the environment ([`ENV_FAIL_PERCENT`], [`ENV_LATENCY_MS`],
+    /// [`ENV_DROP_PERCENT`]); unset keeps the current value, bad values are an error.
+    pub fn faults_from_env(mut self) -> Result<Config> {
+        fn read(name: &str, max: u64) -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Err(_) => Ok(None),
+                Ok(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(|n| Some(n.min(max)))
+                    .map_err(|_| {
+                        CaError::InvalidInput(format!(
+                            "{name}={v:?} is not a whole number; e.g. {name}=5"
+                        ))
+                    }),
+            }
+        }
+        if let Some(v) = read(ENV_FAIL_PERCENT, 100)? {
+            self.faults.fail_percent = v as u8;
+        }
+        if let Some(v) = read(ENV_LATENCY_MS, 60_000)? {
+            self.faults.latency_ms = v;
+        }
+        if let Some(v) = read(ENV_DROP_PERCENT, 100)? {
+            self.faults.drop_percent = v as u8;
+        }
+        Ok(self)
+    }
+}
+
+/// Clamps fault knobs to their ranges.
+pub fn clamp(faults: Faults) -> Faults {
+    Faults {
+        fail_percent: faults.fail_percent.min(100),
+        latency_ms: faults.latency_ms.min(60_000),
+        drop_percent: faults.drop_percent.min(100),
+    }
+}
+
+/// True with probability `percent`/100.
+pub(crate) fn roll(percent: u8) -> bool {
+    if percent == 0 {
+        return false;
+    }
+    let mut b = [0u8; 2];
+    aws_lc_rs::rand::fill(&mut b).expect("the system RNG works");
+    u16::from_le_bytes(b) % 100 < u16::from(percent)
+}
+
+/// What handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The CA.
+    pub ca: Arc<Ca>,
+    /// Current fault knobs.
+    pub faults: Arc<RwLock<Faults>>,
+}
+
+impl AppState {
+    /// The current fault knobs.
+    pub fn faults(&self) -> Faults {
+        *self.faults.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The client certificate chain of the TLS connection a request came on (empty if none).
+#[derive(Clone, Debug, Default)]
+pub struct PeerChain(pub Arc<Vec<Vec<u8>>>);
+
+/// Accepts any client certificate whose handshake signature verifies (proof of possession),
+/// and leaves the path validation to [`Ca::login_certificate`], which runs it on the CA's
+/// own (shiftable) clock and answers with a reason a person can read, instead of a TLS alert.
+/// Client certificates are optional, so the password login and the CRL work without one.
+#[derive(Debug)]
+struct PossessionOnly {
+    provider: Arc<CryptoProvider>,
+    hints: Vec<DistinguishedName>,
+}
+
+impl ClientCertVerifier for PossessionOnly {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn tls_config(ca: &Ca) -> Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let (_, root) = x509_parser::parse_x509_certificate(ca.pki().root_der())
+        .map_err(|e| CaError::Tls(format!("root does not parse: {e}")))?;
+    let verifier = Arc::new(PossessionOnly {
+        provider: provider.clone(),
+        hints: vec![DistinguishedName::from(root.subject().as_raw().to_vec())],
+    });
+    let (chain, key) = ca.pki().tls_identity();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CaError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            chain.into_iter().map(CertificateDer::from).collect(),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )
+        .map_err(|e| CaError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A running CA. Dropping it without [`Server::shutdown`] leaves the tasks to the runtime.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// The API listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    /// The CA behind the server.
+    pub fn ca(&self) -> &Arc<Ca> {
+        &self.state.ca
+    }
+
+    /// Current fault knobs.
+    pub fn faults(&self) -> Faults {
+        self.state.faults()
+    }
+
+    /// Stops accepting, closes open connections and waits for the tasks.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the CA: opens (or creates) its state, binds both listeners, and serves until
+/// [`Server::shutdown`].
+pub async fn serve(config: Config) -> Result<Server> {
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        CaError::Tls(format!(
+            "cannot listen on {}: {e}; pick another --listen",
+            config.listen
+        ))
+    })?;
+    let admin = TcpListener::bind(config.admin_listen).await.map_err(|e| {
+        CaError::Tls(format!(
+            "cannot listen on {}: {e}; pick another --admin-listen",
+            config.admin_listen
+        ))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CaError::Tls(e.to_string()))?;
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|e| CaError::Tls(e.to_string()))?;
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{addr}"));
+    let settings = Settings {
+        validity_days: config.validity_days,
+        auto_approve: config.auto_approve,
+        crl_url: format!("{}/crl/issuing.crl", base.trim_end_matches('/')),
+        session_seconds: config.session_seconds,
+        font: config.font.clone(),
+    };
+    if !(1..=36_500).contains(&settings.validity_days) {
+        return Err(CaError::InvalidInput(
+            "validity must be 1-36500 days".into(),
+        ));
+    }
+    let dir = config.data_dir.clone();
+    let ca = tokio::task::spawn_blocking(move || Ca::open(&dir, settings))
+        .await
+        .map_err(|e| CaError::Tls(format!("start-up task failed: {e}")))??;
+    let faults = clamp(config.faults);
+    // Each knob logged at start-up, as Pebble does, so a surprising 503 is explained.
+    tracing::info!(
+        fail_percent = faults.fail_percent,
+        "{ENV_FAIL_PERCENT}: API requests answered 503"
+    );
+    tracing::info!(
+        latency_ms = faults.latency_ms,
+        "{ENV_LATENCY_MS}: latency added per API request"
+    );
+    tracing::info!(
+        drop_percent = faults.drop_percent,
+        "{ENV_DROP_PERCENT}: connections dropped after the handshake"
+    );
+    let state = AppState {
+        ca: Arc::new(ca),
+        faults: Arc::new(RwLock::new(faults)),
+    };
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&state.ca)?));
+    let (stop, stopped) = watch::channel(false);
+
+    let api = crate::web::router(state.clone());
+    let api_task = tokio::spawn(accept_tls(
+        listener,
+        tls,
+        api,
+        state.clone(),
+        stopped.clone(),
+    ));
+    let admin_router = crate::admin::router(state.clone());
+    let mut admin_stop = stopped.clone();
+    let admin_task = tokio::spawn(async move {
+        let _ = axum::serve(admin, admin_router)
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    tracing::info!(%addr, %admin_addr, "kilt-ca listening");
+    Ok(Server {
+        addr,
+        admin_addr,
+        state,
+        stop,
+        tasks: vec![api_task, admin_task],
+    })
+}
+
+async fn accept_tls(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    router: axum::Router,
+    state: AppState,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let tls = tls.clone();
+        let router = router.clone();
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let stream = match tls.accept(tcp).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            if roll(state.faults().drop_percent) {
+                tracing::info!(%peer, "fault: dropping the connection");
+                return;
+            }
+            let chain = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
+                .unwrap_or_default();
+            let router = router.layer(axum::Extension(PeerChain(Arc::new(chain))));
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                result = conn => if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}

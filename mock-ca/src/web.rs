@@ -1,0 +1,441 @@
+//! The API and the pages on the TLS listener.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Json, Router};
+use kilt_protocol::ca::{CertKind, CsrItem, Device, IssueRequest, PasswordLogin, RevokeRequest};
+use kilt_protocol::{ErrorBody, Lang};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::ca::{Account, Ca};
+use crate::error::{CaError, Result};
+use crate::pages;
+use crate::server::{AppState, MAX_BODY, PeerChain, roll};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "kilt_ca_session";
+
+/// Runs a CA call off the async workers (SQLite and PBKDF2 block).
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Ca) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let ca = state.ca.clone();
+    tokio::task::spawn_blocking(move || f(&ca))
+        .await
+        .map_err(|e| CaError::Internal(e.to_string()))?
+}
+
+/// JSON body whose rejections are the CA's errors (400 with the parser's reason, 413 for
+/// oversize), not axum's plain-text ones.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = CaError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(CaError::TooLarge(MAX_BODY))
+            }
+            Err(rejection) => Err(CaError::BadBody(rejection.body_text())),
+        }
+    }
+}
+
+/// The logged-in account, from `Authorization: Bearer` or the session cookie.
+pub(crate) struct Auth(pub Account, pub String);
+
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim().to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = CaError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = session_token(&parts.headers).ok_or_else(|| {
+            CaError::Unauthenticated("no session; log in by certificate or password first".into())
+        })?;
+        let t = token.clone();
+        let account = blocking(state, move |ca| ca.session(&t)).await?;
+        Ok(Auth(account, token))
+    }
+}
+
+fn session_cookie(token: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .expect("hex token is a valid header")
+}
+
+/// Fault knobs: added latency, then a 503 with probability (API and pages; never admin).
+async fn faults(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let faults = state.faults();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    }
+    if roll(faults.fail_percent) {
+        let body = ErrorBody {
+            error: "fault_injected".into(),
+            message: "the CA is unavailable (fault injected by the admin); retry later".into(),
+        };
+        let mut resp = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
+    next.run(req).await
+}
+
+/// The API and the pages, with the fault layer and the body limit.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/login/password", post(login_password))
+        .route("/api/v1/login/certificate", post(login_certificate))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/certificates", get(certificates))
+        .route(
+            "/api/v1/certificates/{serial}/revoke",
+            post(revoke_superseded),
+        )
+        .route("/api/v1/requests", get(requests).post(submit))
+        .route("/api/v1/requests/{id}", get(request))
+        .route("/api/v1/requests/{id}/application.pdf", get(application))
+        .route("/crl/issuing.crl", get(crl))
+        .route("/ca/root.crt", get(root))
+        .route("/ca/issuing.crt", get(issuing))
+        .route("/openapi.json", get(openapi))
+        .merge(pages::router())
+        .layer(middleware::from_fn_with_state(state.clone(), faults))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+pub(crate) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
+}
+
+fn with_cookie(session: kilt_protocol::ca::Session) -> Response {
+    let cookie = session_cookie(&session.token, session.expires_in);
+    let mut resp = Json(session).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    resp
+}
+
+async fn login_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PasswordLogin>,
+) -> Result<Response> {
+    let session = blocking(&state, move |ca| {
+        ca.login_password(&body.login, &body.password)
+    })
+    .await?;
+    Ok(with_cookie(session))
+}
+
+async fn login_certificate(
+    State(state): State<AppState>,
+    Extension(chain): Extension<PeerChain>,
+) -> Result<Response> {
+    let session = blocking(&state, move |ca| ca.login_certificate(&chain.0)).await;
+    match &session {
+        Ok(s) => tracing::info!(login = %s.user.login, "login by certificate"),
+        Err(e) => tracing::info!(reason = %e, "login by certificate refused"),
+    }
+    Ok(with_cookie(session?))
+}
+
+async fn logout(State(state): State<AppState>, Auth(_, token): Auth) -> Result<StatusCode> {
+    blocking(&state, move |ca| ca.logout(&token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(Auth(account, _): Auth) -> Json<kilt_protocol::ca::User> {
+    Json(account.user)
+}
+
+async fn certificates(State(state): State<AppState>, Auth(account, _): Auth) -> Result<Response> {
+    Ok(Json(blocking(&state, move |ca| ca.certificates(&account)).await?).into_response())
+}
+
+async fn revoke_superseded(
+    State(state): State<AppState>,
+    Auth(account, _): Auth,
+    Path(serial): Path<String>,
+    ApiJson(body): ApiJson<RevokeRequest>,
+) -> Result<Response> {
+    if body.reason.as_deref().is_some_and(|r| r != "superseded") {
+        return Err(CaError::Forbidden(
+            "you may revoke your own certificate only as superseded; ask the CA for other reasons"
+                .into(),
+        ));
+    }
+    Ok(
+        Json(blocking(&state, move |ca| ca.revoke_superseded(&account, &serial)).await?)
+            .into_response(),
+    )
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    Auth(account, _): Auth,
+    ApiJson(body): ApiJson<IssueRequest>,
+) -> Result<Response> {
+    let request = blocking(&state, move |ca| ca.submit(&account, &body)).await?;
+    tracing::info!(
+        id = request.id,
+        status = request.status.code(),
+        "certificate request"
+    );
+    Ok((StatusCode::CREATED, Json(request)).into_response())
+}
+
+fn parse_id(id: &str) -> Result<i64> {
+    id.parse::<i64>()
+        .map_err(|_| CaError::InvalidInput(format!("request id {id:?} is not a number")))
+}
+
+async fn requests(State(state): State<AppState>, Auth(account, _): Auth) -> Result<Response> {
+    Ok(Json(blocking(&state, move |ca| ca.requests(Some(&account))).await?).into_response())
+}
+
+async fn request(
+    State(state): State<AppState>,
+    Auth(account, _): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = parse_id(&id)?;
+    Ok(Json(blocking(&state, move |ca| ca.request(Some(&account), id)).await?).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LangQuery {
+    lang: Option<String>,
+}
+
+impl LangQuery {
+    pub(crate) fn lang(&self) -> Lang {
+        self.lang
+            .as_deref()
+            .and_then(Lang::from_code)
+            .unwrap_or_default()
+    }
+}
+
+pub(crate) async fn application(
+    State(state): State<AppState>,
+    Auth(account, _): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Result<Response> {
+    let id = parse_id(&id)?;
+    let lang = q.lang();
+    let pdf = blocking(&state, move |ca| application_pdf(ca, &account, id, lang)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"application-{id}.pdf\""),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+/// "Заявление": who, which certificates (serials, validity, SHA-256), when, and where to sign.
+pub fn application_pdf(ca: &Ca, account: &Account, id: i64, lang: Lang) -> Result<Vec<u8>> {
+    use crate::pdf::Line;
+    let (request, now) = ca.application(account, id)?;
+    let user = &account.user;
+    let t = |ru, kk, en| lang.pick(ru, kk, en).to_owned();
+    let mut lines = vec![
+        Line::new(16.0, t("ЗАЯВЛЕНИЕ", "ӨТІНІШ", "APPLICATION")),
+        Line::new(
+            11.0,
+            t(
+                "на выпуск регистрационных свидетельств (сертификатов)",
+                "тіркеу куәліктерін (сертификаттарды) шығаруға",
+                "for the issue of registration certificates",
+            ),
+        ),
+        Line::new(11.0, ""),
+        Line::new(
+            11.0,
+            format!(
+                "{}: {}",
+                t("Заявитель", "Өтініш беруші", "Applicant"),
+                user.full_name
+            ),
+        ),
+        Line::new(11.0, format!("{}: {}", t("ИИН", "ЖСН", "IIN"), user.iin)),
+        Line::new(
+            11.0,
+            format!(
+                "{}: {}",
+                t("Номер запроса", "Сұрау нөмірі", "Request number"),
+                request.id
+            ),
+        ),
+        Line::new(
+            11.0,
+            format!(
+                "{}: {}",
+                t("Устройство", "Құрылғы", "Device"),
+                request.device.name()
+            ),
+        ),
+        Line::new(
+            11.0,
+            format!("{}: {}", t("Дата", "Күні", "Date"), now.date()),
+        ),
+    ];
+    for cert in &request.certificates {
+        lines.push(Line::new(11.0, ""));
+        lines.push(Line::new(
+            12.0,
+            format!(
+                "{}: {}",
+                t("Сертификат", "Сертификат", "Certificate"),
+                cert.kind.label(lang)
+            ),
+        ));
+        lines.push(Line::new(
+            10.0,
+            format!(
+                "{}: {}",
+                t("Серийный номер", "Сериялық нөмірі", "Serial number"),
+                cert.serial
+            ),
+        ));
+        lines.push(Line::new(
+            10.0,
+            format!(
+                "{}: {} — {}",
+                t("Срок действия", "Қолданылу мерзімі", "Validity"),
+                cert.not_before,
+                cert.not_after
+            ),
+        ));
+        lines.push(Line::new(10.0, format!("SHA-256: {}", &cert.sha256[..32])));
+        lines.push(Line::new(10.0, format!("         {}", &cert.sha256[32..])));
+    }
+    lines.push(Line::new(11.0, ""));
+    lines.push(Line::new(
+        11.0,
+        t(
+            "Прошу выпустить указанные сертификаты. Сведения верны.",
+            "Көрсетілген сертификаттарды шығаруды сұраймын. Мәліметтер дұрыс.",
+            "I ask for the certificates above to be issued. The details are correct.",
+        ),
+    ));
+    lines.push(Line::new(11.0, ""));
+    lines.push(Line::new(
+        11.0,
+        format!(
+            "{} ____________________  / {} /",
+            t("Подпись", "Қолы", "Signature"),
+            user.full_name
+        ),
+    ));
+    lines.push(Line::new(
+        11.0,
+        format!("{} ____.____.________", t("Дата", "Күні", "Date")),
+    ));
+    let title = format!("{} {}", t("Заявление", "Өтініш", "Application"), request.id);
+    crate::pdf::render(&ca.settings().font, &title, &lines)
+}
+
+async fn crl(State(state): State<AppState>) -> Result<Response> {
+    let der = blocking(&state, |ca| ca.crl()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
+}
+
+async fn root(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        state.ca.pki().root_pem().to_owned(),
+    )
+        .into_response()
+}
+
+async fn issuing(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        state.ca.pki().issuing_pem().to_owned(),
+    )
+        .into_response()
+}
+
+/// The page form of "Запрос на выпуск сертификата".
+#[derive(Deserialize)]
+pub(crate) struct RequestForm {
+    pub device: String,
+    pub auth_csr: String,
+    pub sign_csr: String,
+}
+
+impl RequestForm {
+    pub(crate) fn into_request(self) -> Result<IssueRequest> {
+        let device = Device::ALL
+            .into_iter()
+            .find(|d| d.name() == self.device)
+            .ok_or_else(|| {
+                CaError::InvalidInput(format!(
+                    "unknown device {:?}; choose JaCarta, eToken, Kaztoken or PKCS12",
+                    self.device
+                ))
+            })?;
+        let mut csrs = Vec::new();
+        for (kind, csr) in [
+            (CertKind::Auth, self.auth_csr),
+            (CertKind::Sign, self.sign_csr),
+        ] {
+            if !csr.trim().is_empty() {
+                csrs.push(CsrItem { kind, csr });
+            }
+        }
+        Ok(IssueRequest { device, csrs })
+    }
+}
+
+pub(crate) fn page_form<T>(
+    form: std::result::Result<Form<T>, axum::extract::rejection::FormRejection>,
+) -> Result<T> {
+    form.map(|Form(f)| f)
+        .map_err(|e| CaError::BadBody(e.body_text()))
+}
+
+pub(crate) fn redirect_with_cookie(to: &str, token: &str, max_age: u64) -> Response {
+    let mut resp = Redirect::to(to).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(token, max_age));
+    resp
+}
+
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
+    (status, Html(body)).into_response()
+}

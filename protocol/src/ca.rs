@@ -1,0 +1,348 @@
+//! The mock CA's HTTP API (`kilt-ca`): login, certificate requests, certificates, admin calls.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Lang;
+
+/// The device a request is made for (the page's "Устройство" field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Device {
+    /// Aladdin JaCarta PKI — the token of seed 004.
+    JaCarta,
+    /// SafeNet eToken — offered by the real page, "not eToken" in the seed.
+    #[serde(rename = "eToken")]
+    EToken,
+    /// Kaztoken.
+    Kaztoken,
+    /// A key file on disk (PKCS#12), the national CA's "Файловая система".
+    #[serde(rename = "PKCS12")]
+    Pkcs12,
+}
+
+impl Device {
+    /// Every device the CA knows.
+    pub const ALL: [Device; 4] = [
+        Device::JaCarta,
+        Device::EToken,
+        Device::Kaztoken,
+        Device::Pkcs12,
+    ];
+
+    /// The name as shown and sent (`JaCarta`, `eToken`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::JaCarta => "JaCarta",
+            Device::EToken => "eToken",
+            Device::Kaztoken => "Kaztoken",
+            Device::Pkcs12 => "PKCS12",
+        }
+    }
+}
+
+/// What a certificate is for. Each user holds one of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum CertKind {
+    /// Authentication (TLS client auth, "AUTH_…").
+    Auth,
+    /// Signing of documents ("RSA_…/GOST_…" on the real CA; here ECDSA P-256).
+    Sign,
+}
+
+impl CertKind {
+    /// Both kinds, in the order the CA lists them.
+    pub const ALL: [CertKind; 2] = [CertKind::Auth, CertKind::Sign];
+
+    /// The stable code (`auth`, `sign`).
+    pub fn code(self) -> &'static str {
+        match self {
+            CertKind::Auth => "auth",
+            CertKind::Sign => "sign",
+        }
+    }
+
+    /// A label for pages and the application document.
+    pub fn label(self, lang: Lang) -> &'static str {
+        match self {
+            CertKind::Auth => lang.pick("Аутентификация", "Аутентификация", "Authentication"),
+            CertKind::Sign => lang.pick("Подпись", "Қолтаңба", "Signing"),
+        }
+    }
+}
+
+/// A registration authority's request states: new → approved → issued, or rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Received and checked, waiting for an operator (when auto-approval is off).
+    New,
+    /// Approved; certificates are being issued.
+    Approved,
+    /// Certificates issued; the request is done.
+    Issued,
+    /// Rejected by an operator; `reason` says why.
+    Rejected,
+}
+
+impl RequestStatus {
+    /// The stable code as on the wire.
+    pub fn code(self) -> &'static str {
+        match self {
+            RequestStatus::New => "new",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Issued => "issued",
+            RequestStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Parses the wire code.
+    pub fn from_code(code: &str) -> Option<RequestStatus> {
+        [Self::New, Self::Approved, Self::Issued, Self::Rejected]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+
+    /// The label shown on the CA's pages.
+    pub fn label(self, lang: Lang) -> &'static str {
+        match self {
+            RequestStatus::New => lang.pick("Новый", "Жаңа", "New"),
+            RequestStatus::Approved => lang.pick("Одобрен", "Мақұлданды", "Approved"),
+            RequestStatus::Issued => lang.pick("Выпущен", "Шығарылды", "Issued"),
+            RequestStatus::Rejected => lang.pick("Отклонён", "Қабылданбады", "Rejected"),
+        }
+    }
+}
+
+/// A certificate's state on the CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertStatus {
+    /// Valid now.
+    Active,
+    /// Past its `not_after` on the CA's clock.
+    Expired,
+    /// Revoked; on the CRL.
+    Revoked,
+}
+
+impl CertStatus {
+    /// The label shown on the CA's pages.
+    pub fn label(self, lang: Lang) -> &'static str {
+        match self {
+            CertStatus::Active => lang.pick("Действителен", "Жарамды", "Valid"),
+            CertStatus::Expired => lang.pick("Истёк", "Мерзімі өтті", "Expired"),
+            CertStatus::Revoked => lang.pick("Отозван", "Кері қайтарылды", "Revoked"),
+        }
+    }
+}
+
+/// `POST /api/v1/login/password`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PasswordLogin {
+    /// The account's login ("Логин").
+    pub login: String,
+    /// The account's password ("Пароль").
+    pub password: String,
+}
+
+/// The answer to either login: a bearer token for the following calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// `Authorization: Bearer <token>`; also set as the `kilt_ca_session` cookie.
+    pub token: String,
+    /// The logged-in user.
+    pub user: User,
+    /// Seconds until the session expires.
+    pub expires_in: u64,
+}
+
+/// A CA account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login name.
+    pub login: String,
+    /// Full name, the certificates' CN (e.g. `ТЕСТОВ ТЕСТ`).
+    pub full_name: String,
+    /// The 12-digit individual identification number (ИИН), in the subject's serialNumber.
+    pub iin: String,
+}
+
+/// One certificate as the CA lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Serial number, lower-case hex without separators.
+    pub serial: String,
+    /// AUTH or SIGN.
+    pub kind: CertKind,
+    /// RFC 3339 UTC.
+    pub not_before: String,
+    /// RFC 3339 UTC.
+    pub not_after: String,
+    /// State on the CA's clock.
+    pub status: CertStatus,
+    /// SHA-256 of the DER, lower-case hex.
+    pub sha256: String,
+    /// The certificate, PEM.
+    pub pem: String,
+}
+
+/// One CSR of a request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CsrItem {
+    /// Which certificate this CSR asks for.
+    pub kind: CertKind,
+    /// PKCS#10 request, PEM (`-----BEGIN CERTIFICATE REQUEST-----`).
+    pub csr: String,
+}
+
+/// `POST /api/v1/requests` — "Запрос на выпуск сертификата".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IssueRequest {
+    /// "Устройство": the device the keys live on.
+    pub device: Device,
+    /// One CSR per certificate kind; each kind at most once.
+    pub csrs: Vec<CsrItem>,
+}
+
+/// A certificate request as the CA keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Request number.
+    pub id: u64,
+    /// The device named in the request.
+    pub device: Device,
+    /// Where the request is.
+    pub status: RequestStatus,
+    /// Why it was rejected, if it was.
+    pub reason: Option<String>,
+    /// RFC 3339 UTC, on the CA's clock.
+    pub created: String,
+    /// The issued certificates (empty until `issued`).
+    pub certificates: Vec<Certificate>,
+    /// The issuing CA then the root, PEM, for building the chain.
+    pub chain: Vec<String>,
+}
+
+/// `POST /api/v1/certificates/{serial}/revoke` (owner, only superseded) and the admin's revoke.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    /// RFC 5280 §5.3.1 reason name: `superseded`, `key_compromise`, `cessation_of_operation`,
+    /// `affiliation_changed`, `unspecified`. The owner may only use `superseded`.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /admin/users`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewUser {
+    /// Login name (letters, digits, `._-`).
+    pub login: String,
+    /// Password for the page's login form.
+    pub password: String,
+    /// Full name for the certificates' CN.
+    pub full_name: String,
+    /// 12-digit ИИН.
+    pub iin: String,
+}
+
+/// `POST /admin/users/{login}/certificates`: issue a user's first certificates with no login,
+/// to provision a fresh token. Optional validity overrides let a test make near-expiry or
+/// already-expired certificates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Provision {
+    /// One CSR per kind.
+    pub csrs: Vec<CsrItem>,
+    /// Validity in days from the CA's now (default: the CA's validity).
+    #[serde(default)]
+    pub valid_days: Option<i64>,
+    /// Shift `not_before` back by this many days (to build already-old certificates).
+    #[serde(default)]
+    pub backdate_days: Option<i64>,
+}
+
+/// `POST /admin/requests/{id}/reject`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reject {
+    /// Shown to the user.
+    pub reason: String,
+}
+
+/// `POST /admin/clock`: move the CA's clock (days may be negative).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClockShift {
+    /// Days to add to the current offset.
+    pub advance_days: i64,
+}
+
+/// `GET /admin/clock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    /// The CA's now, RFC 3339 UTC.
+    pub now: String,
+    /// Seconds the CA's clock is ahead of the system clock.
+    pub offset_seconds: i64,
+}
+
+/// Pebble-style fault knobs: `GET`/`PUT /admin/faults`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Faults {
+    /// Percentage (0–100) of API requests answered `503 Service Unavailable`.
+    #[serde(default)]
+    pub fail_percent: u8,
+    /// Added latency per API request, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Percentage (0–100) of connections dropped right after the TLS handshake.
+    #[serde(default)]
+    pub drop_percent: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_are_the_documented_ones() {
+        assert_eq!(
+            serde_json::to_string(&Device::EToken).unwrap(),
+            "\"eToken\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Device::JaCarta).unwrap(),
+            "\"JaCarta\""
+        );
+        assert_eq!(serde_json::to_string(&CertKind::Auth).unwrap(), "\"auth\"");
+        for status in [
+            RequestStatus::New,
+            RequestStatus::Approved,
+            RequestStatus::Issued,
+            RequestStatus::Rejected,
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.code()));
+            assert_eq!(RequestStatus::from_code(status.code()), Some(status));
+        }
+        for device in Device::ALL {
+            let json = serde_json::to_string(&device).unwrap();
+            assert_eq!(json, format!("\"{}\"", device.name()));
+        }
+    }
+
+    #[test]
+    fn unknown_device_is_refused() {
+        assert!(serde_json::from_str::<Device>("\"Rutoken\"").is_err());
+    }
+
+    #[test]
+    fn every_label_differs_per_language() {
+        for status in [
+            RequestStatus::New,
+            RequestStatus::Approved,
+            RequestStatus::Issued,
+            RequestStatus::Rejected,
+        ] {
+            assert_ne!(status.label(Lang::Ru), status.label(Lang::En));
+            assert_ne!(status.label(Lang::Kk), status.label(Lang::En));
+        }
+    }
+}
