@@ -558,7 +558,8 @@ impl Ca {
                     rfc3339(now)
                 ),
                 webpki::Error::CertNotValidYet { .. } => "the certificate is not valid yet".into(),
-                webpki::Error::UnknownIssuer => {
+                // Another CA with the same names fails on the signature, not the name.
+                webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
                     "the certificate was not issued by this CA; choose the certificate this CA issued you".into()
                 }
                 webpki::Error::RequiredEkuNotFoundContext(_) => {

@@ -38,7 +38,7 @@ const PAGE_W: f32 = 595.0; // A4 in points
 const PAGE_H: f32 = 842.0;
 const MARGIN: f32 = 56.0;
 
-/// Renders `lines` top to bottom on one A4 page, then a signature line.
+/// Renders `lines` top to bottom on one A4 page.
 pub fn render(font_path: &Path, title: &str, lines: &[Line]) -> Result<Vec<u8>> {
     let font_bytes = std::fs::read(font_path).map_err(|e| CaError::Font {
         path: font_path.display().to_string(),
@@ -53,7 +53,7 @@ pub fn render(font_path: &Path, title: &str, lines: &[Line]) -> Result<Vec<u8>> 
     // Glyph ids used, with their widths and the characters they stand for.
     let mut used: BTreeMap<u16, (i64, char)> = BTreeMap::new();
     let mut ops = vec![Operation::new("BT", vec![])];
-    let mut y = PAGE_H - MARGIN;
+    let y = PAGE_H - MARGIN;
     let mut first = true;
     for line in lines {
         let mut hex = Vec::with_capacity(line.text.len() * 2);
@@ -81,26 +81,12 @@ pub fn render(font_path: &Path, title: &str, lines: &[Line]) -> Result<Vec<u8>> 
         } else {
             ops.push(Operation::new("Td", vec![0.into(), (-step).into()]));
         }
-        y -= step;
         ops.push(Operation::new(
             "Tj",
             vec![Object::String(hex, lopdf::StringFormat::Hexadecimal)],
         ));
     }
     ops.push(Operation::new("ET", vec![]));
-    // The place to sign: a rule under the text.
-    let rule_y = y - 60.0;
-    ops.push(Operation::new("w", vec![0.8.into()]));
-    ops.push(Operation::new(
-        "m",
-        vec![(PAGE_W - MARGIN - 200.0).into(), rule_y.into()],
-    ));
-    ops.push(Operation::new(
-        "l",
-        vec![(PAGE_W - MARGIN).into(), rule_y.into()],
-    ));
-    ops.push(Operation::new("S", vec![]));
-
     let mut doc = Document::with_version("1.7");
     let font_name = face
         .names()
