@@ -37,12 +37,18 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn crl_serials(der: &[u8]) -> HashSet<String> {
     let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
-    crl.iter_revoked_certificates().map(|r| hex::encode(r.raw_serial())).collect()
+    crl.iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect()
 }
 
 fn allowed(from: RequestStatus, to: RequestStatus) -> bool {
     use RequestStatus::*;
-    from == to || matches!((from, to), (New, Issued) | (New, Rejected) | (New, Approved) | (Approved, Issued))
+    from == to
+        || matches!(
+            (from, to),
+            (New, Issued) | (New, Rejected) | (New, Approved) | (Approved, Issued)
+        )
 }
 
 proptest! {
