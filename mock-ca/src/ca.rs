@@ -188,7 +188,7 @@ fn check_csr(item: &CsrItem, account: &User) -> Result<CheckedCsr> {
         }
     };
     let csr = match X509CertificationRequest::from_der(&der) {
-        Ok((rest, csr)) if rest.is_empty() => csr,
+        Ok(([], csr)) => csr,
         Ok(_) => {
             return Err(CaError::MalformedCsr {
                 kind,

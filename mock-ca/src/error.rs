@@ -119,6 +119,16 @@ pub enum CaError {
     /// A background task failed (a bug; the log has the detail).
     #[error("internal task failed: {0}")]
     Internal(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {why}; pick another {flag}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        why: String,
+        /// The flag that sets it.
+        flag: &'static str,
+    },
     /// The TLS set-up failed.
     #[error("TLS set-up failed: {0}")]
     Tls(String),
@@ -154,6 +164,7 @@ impl CaError {
             | CaError::Io { .. }
             | CaError::Pdf(_)
             | CaError::Internal(_)
+            | CaError::Listen { .. }
             | CaError::Tls(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
