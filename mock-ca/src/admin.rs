@@ -6,7 +6,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kilt_protocol::ca::{ClockShift, Faults, NewUser, Provision, Reject, RevokeRequest};
+use kilt_protocol::Faults;
+use kilt_protocol::ca::{ClockShift, NewUser, Provision, Reject, RevokeRequest};
 
 use crate::ca::parse_reason;
 use crate::error::{CaError, Result};

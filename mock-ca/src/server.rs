@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use kilt_protocol::ca::Faults;
+use kilt_protocol::Faults;
 use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
@@ -31,6 +31,9 @@ pub const ENV_LATENCY_MS: &str = "KILT_CA_LATENCY_MS";
 /// Environment variable: percentage of connections dropped after the TLS handshake.
 /// Example: `KILT_CA_DROP_PERCENT=10`. Clamped to 0–100.
 pub const ENV_DROP_PERCENT: &str = "KILT_CA_DROP_PERCENT";
+/// Environment variable: percentage of POST/PUT requests delivered twice.
+/// Example: `KILT_CA_DUPLICATE_PERCENT=10`. Clamped to 0–100.
+pub const ENV_DUPLICATE_PERCENT: &str = "KILT_CA_DUPLICATE_PERCENT";
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -108,6 +111,9 @@ impl Config {
         if let Some(v) = read(ENV_DROP_PERCENT, 100)? {
             self.faults.drop_percent = v as u8;
         }
+        if let Some(v) = read(ENV_DUPLICATE_PERCENT, 100)? {
+            self.faults.duplicate_percent = v as u8;
+        }
         Ok(self)
     }
 }
@@ -118,7 +124,39 @@ pub fn clamp(faults: Faults) -> Faults {
         fail_percent: faults.fail_percent.min(100),
         latency_ms: faults.latency_ms.min(60_000),
         drop_percent: faults.drop_percent.min(100),
+        duplicate_percent: faults.duplicate_percent.min(100),
     }
+}
+
+/// Request-level fault knobs as an axum middleware: added latency, then a `503` with
+/// `Retry-After: 1` with probability. Put it on the API and pages, never on admin routes.
+pub async fn fault_layer(
+    axum::extract::State(faults): axum::extract::State<Arc<RwLock<Faults>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let knobs = current(&faults);
+    if knobs.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(knobs.latency_ms)).await;
+    }
+    if roll(knobs.fail_percent) {
+        let body = kilt_protocol::ErrorBody {
+            error: "fault_injected".into(),
+            message: "the server is unavailable (fault injected by the admin); retry later".into(),
+        };
+        let mut resp = (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(body),
+        )
+            .into_response();
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return resp;
+    }
+    next.run(req).await
 }
 
 /// True with probability `percent`/100.
@@ -214,15 +252,17 @@ impl ClientCertVerifier for PossessionOnly {
     }
 }
 
-fn tls_config(ca: &Ca) -> Result<rustls::ServerConfig> {
+/// The TLS server configuration of a listener serving `pki`'s TLS identity, asking for an
+/// optional client certificate (hinting `pki`'s root) whose possession is checked.
+pub fn tls_config(pki: &crate::pki::Pki) -> Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let (_, root) = x509_parser::parse_x509_certificate(ca.pki().root_der())
+    let (_, root) = x509_parser::parse_x509_certificate(pki.root_der())
         .map_err(|e| CaError::Tls(format!("root does not parse: {e}")))?;
     let verifier = Arc::new(PossessionOnly {
         provider: provider.clone(),
         hints: vec![DistinguishedName::from(root.subject().as_raw().to_vec())],
     });
-    let (chain, key) = ca.pki().tls_identity();
+    let (chain, key) = pki.tls_identity();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| CaError::Tls(e.to_string()))?
@@ -340,7 +380,7 @@ pub async fn serve(config: Config) -> Result<Server> {
         ca: Arc::new(ca),
         faults: Arc::new(RwLock::new(faults)),
     };
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&state.ca)?));
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(state.ca.pki())?));
     let (stop, stopped) = watch::channel(false);
 
     let api = crate::web::router(state.clone());
@@ -348,7 +388,7 @@ pub async fn serve(config: Config) -> Result<Server> {
         listener,
         tls,
         api,
-        state.clone(),
+        state.faults.clone(),
         stopped.clone(),
     ));
     let admin_router = crate::admin::router(state.clone());
@@ -370,11 +410,14 @@ pub async fn serve(config: Config) -> Result<Server> {
     })
 }
 
-async fn accept_tls(
+/// Serves `router` on `listener` over TLS until `stopped` turns true. Each request carries the
+/// connection's client certificates as a [`PeerChain`] extension. Applies the connection-level
+/// fault knobs: dropped connections, and duplicate delivery of POST/PUT requests.
+pub async fn accept_tls(
     listener: TcpListener,
     tls: tokio_rustls::TlsAcceptor,
     router: axum::Router,
-    state: AppState,
+    faults: Arc<RwLock<Faults>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -390,7 +433,7 @@ async fn accept_tls(
         };
         let tls = tls.clone();
         let router = router.clone();
-        let state = state.clone();
+        let faults = faults.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let stream = match tls.accept(tcp).await {
@@ -400,18 +443,23 @@ async fn accept_tls(
                     return;
                 }
             };
-            if roll(state.faults().drop_percent) {
+            if roll(current(&faults).drop_percent) {
                 tracing::info!(%peer, "fault: dropping the connection");
                 return;
             }
-            let chain = stream
+            let chain: Vec<Vec<u8>> = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
                 .unwrap_or_default();
-            let router = router.layer(axum::Extension(PeerChain(Arc::new(chain))));
-            let service = hyper_util::service::TowerToHyperService::new(router);
+            let chain = PeerChain(Arc::new(chain));
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(chain.clone());
+                    deliver(router.clone(), faults.clone(), req)
+                });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::select! {
@@ -422,4 +470,39 @@ async fn accept_tls(
             }
         });
     }
+}
+
+fn current(faults: &RwLock<Faults>) -> Faults {
+    *faults.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands a request to the router — twice, when the duplicate-delivery knob fires for a POST
+/// or PUT, as a network that retries would; the client gets the second answer.
+async fn deliver(
+    router: axum::Router,
+    faults: Arc<RwLock<Faults>>,
+    req: axum::extract::Request,
+) -> std::result::Result<axum::response::Response, std::convert::Infallible> {
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+    let twice = matches!(*req.method(), hyper::Method::POST | hyper::Method::PUT)
+        && roll(current(&faults).duplicate_percent);
+    if !twice {
+        return router.oneshot(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return Ok(CaError::TooLarge(MAX_BODY).into_response());
+    };
+    let copy = || {
+        let mut req = axum::extract::Request::new(axum::body::Body::from(bytes.clone()));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = parts.uri.clone();
+        *req.headers_mut() = parts.headers.clone();
+        *req.extensions_mut() = parts.extensions.clone();
+        req
+    };
+    tracing::info!(uri = %parts.uri, "fault: delivering the request twice");
+    let _first = router.clone().oneshot(copy()).await;
+    router.oneshot(copy()).await
 }

@@ -2,19 +2,19 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
+use kilt_protocol::Lang;
 use kilt_protocol::ca::{CertKind, CsrItem, Device, IssueRequest, PasswordLogin, RevokeRequest};
-use kilt_protocol::{ErrorBody, Lang};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::ca::{Account, Ca};
 use crate::error::{CaError, Result};
 use crate::pages;
-use crate::server::{AppState, MAX_BODY, PeerChain, roll};
+use crate::server::{AppState, MAX_BODY, PeerChain};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "kilt_ca_session";
@@ -89,25 +89,6 @@ fn session_cookie(token: &str, max_age: u64) -> HeaderValue {
     .expect("hex token is a valid header")
 }
 
-/// Fault knobs: added latency, then a 503 with probability (API and pages; never admin).
-async fn faults(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let faults = state.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
-    }
-    if roll(faults.fail_percent) {
-        let body = ErrorBody {
-            error: "fault_injected".into(),
-            message: "the CA is unavailable (fault injected by the admin); retry later".into(),
-        };
-        let mut resp = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
-    }
-    next.run(req).await
-}
-
 /// The API and the pages, with the fault layer and the body limit.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -128,7 +109,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ca/issuing.crt", get(issuing))
         .route("/openapi.json", get(openapi))
         .merge(pages::router())
-        .layer(middleware::from_fn_with_state(state.clone(), faults))
+        .layer(middleware::from_fn_with_state(
+            state.faults.clone(),
+            crate::server::fault_layer,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

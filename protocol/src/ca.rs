@@ -283,20 +283,6 @@ pub struct Clock {
     pub offset_seconds: i64,
 }
 
-/// Pebble-style fault knobs: `GET`/`PUT /admin/faults`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
-pub struct Faults {
-    /// Percentage (0–100) of API requests answered `503 Service Unavailable`.
-    #[serde(default)]
-    pub fail_percent: u8,
-    /// Added latency per API request, in milliseconds.
-    #[serde(default)]
-    pub latency_ms: u64,
-    /// Percentage (0–100) of connections dropped right after the TLS handshake.
-    #[serde(default)]
-    pub drop_percent: u8,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 //! assert_eq!(status.label(Lang::En), "Issued");
 //! ```
 
+pub mod bank;
 pub mod ca;
 
 use serde::{Deserialize, Serialize};
@@ -69,4 +70,22 @@ pub struct ErrorBody {
     pub error: String,
     /// One line for a person: what failed, why, what to do.
     pub message: String,
+}
+
+/// Pebble-style fault knobs of both servers: `GET`/`PUT /admin/faults` on their admin listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Faults {
+    /// Percentage (0–100) of API requests answered `503 Service Unavailable`.
+    #[serde(default)]
+    pub fail_percent: u8,
+    /// Added latency per API request, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Percentage (0–100) of connections dropped right after the TLS handshake.
+    #[serde(default)]
+    pub drop_percent: u8,
+    /// Percentage (0–100) of state-changing requests (POST/PUT) delivered twice to the server,
+    /// as a retrying network would; the client sees the second answer.
+    #[serde(default)]
+    pub duplicate_percent: u8,
 }
