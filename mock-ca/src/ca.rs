@@ -15,10 +15,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
-use x509_parser::prelude::{FromDer, X509CertificationRequest};
 
 use crate::error::{CaError, Result};
-use crate::pki::{P256PublicKey, Pki, Revoked, UserCertSpec, random_serial};
+use crate::pki::{P256PublicKey, Pki, PkiNames, Revoked, UserCertSpec, random_serial};
 
 /// Default certificate validity ("1-year validity by default").
 pub const DEFAULT_VALIDITY_DAYS: i64 = 365;
@@ -26,8 +25,6 @@ pub const DEFAULT_VALIDITY_DAYS: i64 = 365;
 pub const DEFAULT_SESSION_SECONDS: u64 = 30 * 60;
 /// PBKDF2 rounds for account passwords.
 const PASSWORD_ROUNDS: u32 = 100_000;
-/// The largest CSR PEM accepted; a P-256 CSR is well under 1 KiB.
-pub const MAX_CSR_PEM: usize = 16 * 1024;
 
 /// The CA's settings that shape issuing.
 #[derive(Clone, Debug)]
@@ -166,86 +163,19 @@ struct CheckedCsr {
 /// signature proves possession of the key), and that the subject names `account`.
 fn check_csr(item: &CsrItem, account: &User) -> Result<CheckedCsr> {
     let kind = item.kind.code();
-    if item.csr.len() > MAX_CSR_PEM {
-        return Err(CaError::MalformedCsr {
-            kind,
-            why: format!("larger than {MAX_CSR_PEM} bytes"),
-        });
-    }
-    let der = match x509_parser::pem::parse_x509_pem(item.csr.trim().as_bytes()) {
-        Ok((_, pem)) if pem.label.ends_with("CERTIFICATE REQUEST") => pem.contents,
-        Ok((_, pem)) => {
-            return Err(CaError::MalformedCsr {
-                kind,
-                why: format!("PEM label is {:?}", pem.label),
-            });
-        }
-        Err(e) => {
-            return Err(CaError::MalformedCsr {
-                kind,
-                why: format!("not PEM: {e}"),
-            });
-        }
-    };
-    let csr = match X509CertificationRequest::from_der(&der) {
-        Ok(([], csr)) => csr,
-        Ok(_) => {
-            return Err(CaError::MalformedCsr {
-                kind,
-                why: "trailing bytes after the request".into(),
-            });
-        }
-        Err(e) => {
-            return Err(CaError::MalformedCsr {
-                kind,
-                why: e.to_string(),
-            });
-        }
-    };
-    let info = &csr.certification_request_info;
-    let spki = &info.subject_pki;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok());
-    let is_p256 = spki.algorithm.algorithm == x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
-        && curve.as_ref() == Some(&x509_parser::oid_registry::OID_EC_P256)
-        && spki.subject_public_key.data.len() == 65;
-    if !is_p256 {
-        let found = match curve {
-            Some(oid) => format!("{} / {}", spki.algorithm.algorithm, oid),
-            None => spki.algorithm.algorithm.to_string(),
-        };
-        return Err(CaError::WrongKeyType { kind, found });
-    }
-    csr.verify_signature()
-        .map_err(|_| CaError::CsrSignatureInvalid { kind })?;
-    let cn = info
-        .subject
-        .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or("");
-    let serial_oid = x509_parser::oid_registry::OID_X509_SERIALNUMBER;
-    let iin = info
-        .subject
-        .iter_by_oid(&serial_oid)
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or("");
+    let csr = crate::pki::parse_csr(&item.csr, kind)?;
     let want_iin = format!("IIN{}", account.iin);
-    if cn != account.full_name || iin != want_iin {
+    if csr.cn != account.full_name || csr.serial_number != want_iin {
         return Err(CaError::SubjectMismatch {
             kind,
             expected: format!("CN={}, SERIALNUMBER={want_iin}", account.full_name),
-            found: format!("CN={cn}, SERIALNUMBER={iin}"),
+            found: format!("CN={}, SERIALNUMBER={}", csr.cn, csr.serial_number),
         });
     }
     Ok(CheckedCsr {
         kind: item.kind,
-        key: P256PublicKey(spki.subject_public_key.data.to_vec()),
-        der,
+        key: csr.key,
+        der: csr.der,
     })
 }
 
@@ -350,7 +280,11 @@ impl Ca {
             })
             .optional()?
             .unwrap_or(0);
-        let pki = Pki::load_or_create(dir, OffsetDateTime::now_utc() + Duration::seconds(offset))?;
+        let pki = Pki::load_or_create(
+            dir,
+            OffsetDateTime::now_utc() + Duration::seconds(offset),
+            PkiNames::CA,
+        )?;
         Ok(Ca {
             db: Mutex::new(conn),
             pki,
@@ -698,7 +632,7 @@ impl Ca {
             let der = self.pki.issue(&UserCertSpec {
                 kind: csr.kind,
                 full_name: &account.user.full_name,
-                iin: &account.user.iin,
+                iin: Some(&account.user.iin),
                 key: &csr.key,
                 serial,
                 not_before,

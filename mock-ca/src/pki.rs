@@ -30,9 +30,27 @@ pub const OID_SERIAL_NUMBER: &[u64] = &[2, 5, 4, 5];
 /// id-kp-documentSigning (RFC 9336) for the SIGN certificate.
 pub const OID_KP_DOCUMENT_SIGNING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 36];
 
-const ROOT_CN: &str = "kilt Корневой УЦ (тестовый)";
-const ISSUING_CN: &str = "kilt Удостоверяющий центр КЦМР-модель (тестовый)";
 const ORG: &str = "kilt test PKI - not for production";
+
+/// The common names of a PKI's certificates.
+#[derive(Clone, Copy, Debug)]
+pub struct PkiNames {
+    /// The root CA.
+    pub root: &'static str,
+    /// The issuing CA.
+    pub issuing: &'static str,
+    /// The server's TLS certificate.
+    pub tls: &'static str,
+}
+
+impl PkiNames {
+    /// The mock CA's names.
+    pub const CA: PkiNames = PkiNames {
+        root: "kilt Корневой УЦ (тестовый)",
+        issuing: "kilt Удостоверяющий центр КЦМР-модель (тестовый)",
+        tls: "kilt-ca localhost",
+    };
+}
 
 /// A P-256 public key as a CSR carries it (the uncompressed point).
 #[derive(Clone, Debug)]
@@ -55,8 +73,8 @@ pub struct UserCertSpec<'a> {
     pub kind: CertKind,
     /// CN.
     pub full_name: &'a str,
-    /// 12-digit IIN (subject serialNumber `IIN…`).
-    pub iin: &'a str,
+    /// 12-digit IIN (subject serialNumber `IIN…`), for people; none for a bank's subscriber.
+    pub iin: Option<&'a str>,
     /// The certified key.
     pub key: &'a P256PublicKey,
     /// Serial number bytes (positive, 16 bytes).
@@ -157,7 +175,7 @@ fn pem_der(pem: &str) -> Result<Vec<u8>> {
 
 impl Pki {
     /// Reads the PKI from `dir`, or creates and writes it there when `dir` has none.
-    pub fn load_or_create(dir: &Path, now: OffsetDateTime) -> Result<Pki> {
+    pub fn load_or_create(dir: &Path, now: OffsetDateTime, names: PkiNames) -> Result<Pki> {
         let [
             root_crt,
             root_key,
@@ -167,7 +185,7 @@ impl Pki {
             tls_key,
         ] = files(dir);
         if !issuing_key.exists() {
-            Self::create(dir, now)?;
+            Self::create(dir, now, names)?;
         }
         let _ = root_key; // kept on disk for re-signing the issuing CA; not needed to serve
         let issuing_pem = read(&issuing_crt)?;
@@ -189,7 +207,7 @@ impl Pki {
         })
     }
 
-    fn create(dir: &Path, now: OffsetDateTime) -> Result<()> {
+    fn create(dir: &Path, now: OffsetDateTime, names: PkiNames) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
         let [
             root_crt,
@@ -202,7 +220,7 @@ impl Pki {
 
         let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut root = CertificateParams::default();
-        root.distinguished_name = dn(ROOT_CN);
+        root.distinguished_name = dn(names.root);
         root.serial_number = Some(SerialNumber::from_slice(&random_serial()));
         root.not_before = now - Duration::minutes(5);
         root.not_after = now + Duration::days(ROOT_VALIDITY_DAYS);
@@ -214,7 +232,7 @@ impl Pki {
 
         let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut issuing = CertificateParams::default();
-        issuing.distinguished_name = dn(ISSUING_CN);
+        issuing.distinguished_name = dn(names.issuing);
         issuing.serial_number = Some(SerialNumber::from_slice(&random_serial()));
         issuing.not_before = now - Duration::minutes(5);
         issuing.not_after = now + Duration::days(ISSUING_VALIDITY_DAYS);
@@ -229,7 +247,7 @@ impl Pki {
 
         let tls_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut tls = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-        tls.distinguished_name = dn("kilt-ca localhost");
+        tls.distinguished_name = dn(names.tls);
         tls.serial_number = Some(SerialNumber::from_slice(&random_serial()));
         tls.not_before = now - Duration::minutes(5);
         tls.not_after = now + Duration::days(TLS_VALIDITY_DAYS);
@@ -301,13 +319,15 @@ impl Pki {
             DnValue::PrintableString("KZ".try_into().expect("ASCII")),
         );
         name.push(DnType::CommonName, spec.full_name);
-        let iin = format!("IIN{}", spec.iin);
-        let iin = DnValue::PrintableString(
-            iin.as_str()
-                .try_into()
-                .map_err(|_| CaError::InvalidInput("IIN must be digits".into()))?,
-        );
-        name.push(DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()), iin);
+        if let Some(iin) = spec.iin {
+            let iin = format!("IIN{iin}");
+            let iin = DnValue::PrintableString(
+                iin.as_str()
+                    .try_into()
+                    .map_err(|_| CaError::InvalidInput("IIN must be digits".into()))?,
+            );
+            name.push(DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()), iin);
+        }
         params.distinguished_name = name;
         params.serial_number = Some(SerialNumber::from_slice(&spec.serial));
         params.not_before = spec.not_before;
@@ -359,6 +379,97 @@ impl Pki {
         };
         Ok(params.signed_by(&self.issuer()?)?.der().to_vec())
     }
+}
+
+/// The largest CSR PEM accepted; a P-256 CSR is well under 1 KiB.
+pub const MAX_CSR_PEM: usize = 16 * 1024;
+
+/// A PKCS#10 request that parsed, carries a P-256 key and verifies with it.
+#[derive(Clone, Debug)]
+pub struct ParsedCsr {
+    /// The request, DER.
+    pub der: Vec<u8>,
+    /// Its key.
+    pub key: P256PublicKey,
+    /// Subject CN ("" if none).
+    pub cn: String,
+    /// Subject serialNumber ("" if none).
+    pub serial_number: String,
+}
+
+/// Parses a PEM CSR: PKCS#10 structure, P-256 key, and the self-signature (RFC 2986 §3: it
+/// proves possession of the key). `kind` names the CSR in errors.
+pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
+    use x509_parser::prelude::{FromDer, X509CertificationRequest};
+    if pem.len() > MAX_CSR_PEM {
+        return Err(CaError::MalformedCsr {
+            kind,
+            why: format!("larger than {MAX_CSR_PEM} bytes"),
+        });
+    }
+    let der = match x509_parser::pem::parse_x509_pem(pem.trim().as_bytes()) {
+        Ok((_, pem)) if pem.label.ends_with("CERTIFICATE REQUEST") => pem.contents,
+        Ok((_, pem)) => {
+            return Err(CaError::MalformedCsr {
+                kind,
+                why: format!("PEM label is {:?}", pem.label),
+            });
+        }
+        Err(e) => {
+            return Err(CaError::MalformedCsr {
+                kind,
+                why: format!("not PEM: {e}"),
+            });
+        }
+    };
+    let csr = match X509CertificationRequest::from_der(&der) {
+        Ok(([], csr)) => csr,
+        Ok(_) => {
+            return Err(CaError::MalformedCsr {
+                kind,
+                why: "trailing bytes after the request".into(),
+            });
+        }
+        Err(e) => {
+            return Err(CaError::MalformedCsr {
+                kind,
+                why: e.to_string(),
+            });
+        }
+    };
+    let info = &csr.certification_request_info;
+    let spki = &info.subject_pki;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok());
+    let is_p256 = spki.algorithm.algorithm == x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
+        && curve.as_ref() == Some(&x509_parser::oid_registry::OID_EC_P256)
+        && spki.subject_public_key.data.len() == 65;
+    if !is_p256 {
+        let found = match curve {
+            Some(oid) => format!("{} / {}", spki.algorithm.algorithm, oid),
+            None => spki.algorithm.algorithm.to_string(),
+        };
+        return Err(CaError::WrongKeyType { kind, found });
+    }
+    csr.verify_signature()
+        .map_err(|_| CaError::CsrSignatureInvalid { kind })?;
+    let name = |oid: &x509_parser::oid_registry::Oid<'_>| {
+        info.subject
+            .iter_by_oid(oid)
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    Ok(ParsedCsr {
+        key: P256PublicKey(spki.subject_public_key.data.to_vec()),
+        cn: name(&x509_parser::oid_registry::OID_X509_COMMON_NAME),
+        serial_number: name(&x509_parser::oid_registry::OID_X509_SERIALNUMBER),
+        der: der.clone(),
+    })
 }
 
 #[cfg(unix)]
