@@ -1,8 +1,36 @@
-//! The BS-Client-like mock bank `kilt-bank` (issue 5).
+//! `kilt-bank`: a mock of a BS-Client-like bank for testing EDS key-set regeneration clients
+//! (seed 000, DESIGN.md Flow 1). **Not for production keys.**
 //!
-//! Placeholder: this crate is built by a later issue; the workspace lists it now so the
-//! folder layout of DESIGN.md holds from the first commit.
+//! - its own CA (P-256) made on first start; subscribers ("абонент ЭЦП") with a profile each:
+//!   name (e.g. `9418_Абонент`), 20-hex identifier, `Tumar CSP`, certificate, status;
+//! - login by signing a one-time challenge with the profile's current key; a banner of
+//!   critical profiles (certificate ending within 30 days);
+//! - the regeneration of seed 000 through the statuses of DESIGN.md's table: "Новый",
+//!   "Принят банком" (CSR of the new key signed by the old key), "Получен новый сертификат"
+//!   (after a delay or the operator's approval), "В эксплуатации" (activated by the new key),
+//!   or "Отвергнут банком" with a reason; retries are idempotent;
+//! - pages in Русский / Қазақша / English, an operator page, an admin listener with the clock
+//!   and Pebble-style fault knobs, `/openapi.json`.
 //!
-//! ```text
-//! Nothing to call yet.
+//! ```no_run
+//! # async fn run() -> Result<(), kilt_mock_bank::BankError> {
+//! let dir = std::env::temp_dir().join("kilt-bank-example");
+//! let server = kilt_mock_bank::serve(kilt_mock_bank::Config::ephemeral(&dir)).await?;
+//! println!("API {} operator {}/operator", server.url(), server.admin_url());
+//! server.shutdown().await;
+//! # Ok(()) }
 //! ```
+
+pub mod admin;
+pub mod bank;
+pub mod cli;
+pub mod error;
+pub mod server;
+pub mod web;
+
+pub use bank::{Bank, Settings, Snapshot};
+pub use error::BankError;
+pub use server::{Config, Server, serve};
+
+/// The OpenAPI 3.0 description of both listeners, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");

@@ -251,7 +251,8 @@ fn sha256_hex(der: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+/// DER to PEM with `label`, LF line ends.
+pub fn pem_of(label: &str, der: &[u8]) -> String {
     ::pem::encode_config(
         &::pem::Pem::new(label, der),
         ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
@@ -260,7 +261,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 /// Certificates to PEM, for answers.
 pub fn to_pem(der: &[u8]) -> String {
-    pem("CERTIFICATE", der)
+    pem_of("CERTIFICATE", der)
 }
 
 impl Ca {
@@ -764,7 +765,7 @@ impl Ca {
         for (kind, der) in stored {
             let item = CsrItem {
                 kind: kind_of(&kind),
-                csr: pem("CERTIFICATE REQUEST", &der),
+                csr: pem_of("CERTIFICATE REQUEST", &der),
             };
             let csr = check_csr(&item, &account.user)?;
             Self::key_in_use(&conn, &csr)?;

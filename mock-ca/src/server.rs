@@ -86,36 +86,62 @@ impl Config {
     }
 
     /// Reads the fault knobs from the environment ([`ENV_FAIL_PERCENT`], [`ENV_LATENCY_MS`],
-    /// [`ENV_DROP_PERCENT`]); unset keeps the current value, bad values are an error.
+    /// [`ENV_DROP_PERCENT`], [`ENV_DUPLICATE_PERCENT`]); unset keeps the current value, bad
+    /// values are an error.
     pub fn faults_from_env(mut self) -> Result<Config> {
-        fn read(name: &str, max: u64) -> Result<Option<u64>> {
-            match std::env::var(name) {
-                Err(_) => Ok(None),
-                Ok(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map(|n| Some(n.min(max)))
-                    .map_err(|_| {
-                        CaError::InvalidInput(format!(
-                            "{name}={v:?} is not a whole number; e.g. {name}=5"
-                        ))
-                    }),
-            }
-        }
-        if let Some(v) = read(ENV_FAIL_PERCENT, 100)? {
-            self.faults.fail_percent = v as u8;
-        }
-        if let Some(v) = read(ENV_LATENCY_MS, 60_000)? {
-            self.faults.latency_ms = v;
-        }
-        if let Some(v) = read(ENV_DROP_PERCENT, 100)? {
-            self.faults.drop_percent = v as u8;
-        }
-        if let Some(v) = read(ENV_DUPLICATE_PERCENT, 100)? {
-            self.faults.duplicate_percent = v as u8;
-        }
+        self.faults = faults_from_env("KILT_CA", self.faults).map_err(CaError::InvalidInput)?;
         Ok(self)
     }
+}
+
+/// Reads `{prefix}_FAIL_PERCENT`, `_LATENCY_MS`, `_DROP_PERCENT` and `_DUPLICATE_PERCENT` over
+/// `faults`, clamped; an unparsable value is an error naming the variable.
+pub fn faults_from_env(prefix: &str, mut faults: Faults) -> std::result::Result<Faults, String> {
+    let read = |suffix: &str| -> std::result::Result<Option<u64>, String> {
+        let name = format!("{prefix}_{suffix}");
+        match std::env::var(&name) {
+            Err(_) => Ok(None),
+            Ok(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{name}={v:?} is not a whole number; e.g. {name}=5")),
+        }
+    };
+    let percent = |v: u64| v.min(100) as u8;
+    if let Some(v) = read("FAIL_PERCENT")? {
+        faults.fail_percent = percent(v);
+    }
+    if let Some(v) = read("LATENCY_MS")? {
+        faults.latency_ms = v.min(60_000);
+    }
+    if let Some(v) = read("DROP_PERCENT")? {
+        faults.drop_percent = percent(v);
+    }
+    if let Some(v) = read("DUPLICATE_PERCENT")? {
+        faults.duplicate_percent = percent(v);
+    }
+    Ok(faults)
+}
+
+/// Logs each fault knob at start-up, as Pebble does, so a surprising 503 is explained.
+pub fn log_faults(prefix: &str, faults: Faults) {
+    tracing::info!(
+        "{prefix}_FAIL_PERCENT={}: API requests answered 503",
+        faults.fail_percent
+    );
+    tracing::info!(
+        "{prefix}_LATENCY_MS={}: latency added per API request",
+        faults.latency_ms
+    );
+    tracing::info!(
+        "{prefix}_DROP_PERCENT={}: connections dropped after the handshake",
+        faults.drop_percent
+    );
+    tracing::info!(
+        "{prefix}_DUPLICATE_PERCENT={}: POST/PUT delivered twice",
+        faults.duplicate_percent
+    );
 }
 
 /// Clamps fault knobs to their ranges.
@@ -363,19 +389,7 @@ pub async fn serve(config: Config) -> Result<Server> {
         .await
         .map_err(|e| CaError::Tls(format!("start-up task failed: {e}")))??;
     let faults = clamp(config.faults);
-    // Each knob logged at start-up, as Pebble does, so a surprising 503 is explained.
-    tracing::info!(
-        fail_percent = faults.fail_percent,
-        "{ENV_FAIL_PERCENT}: API requests answered 503"
-    );
-    tracing::info!(
-        latency_ms = faults.latency_ms,
-        "{ENV_LATENCY_MS}: latency added per API request"
-    );
-    tracing::info!(
-        drop_percent = faults.drop_percent,
-        "{ENV_DROP_PERCENT}: connections dropped after the handshake"
-    );
+    log_faults("KILT_CA", faults);
     let state = AppState {
         ca: Arc::new(ca),
         faults: Arc::new(RwLock::new(faults)),

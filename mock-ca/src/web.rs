@@ -32,7 +32,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// JSON body whose rejections are the CA's errors (400 with the parser's reason, 413 for
 /// oversize), not axum's plain-text ones.
-pub(crate) struct ApiJson<T>(pub T);
+pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = CaError;
