@@ -54,7 +54,7 @@ async fn create_subscriber(
         b.create_subscriber(&new.subscriber, &new.csr, new.valid_days)
     })
     .await?;
-    tracing::info!(subscriber = %profile.subscriber, identifier = %profile.identifier, "admin: subscriber created");
+    tracing::info!(subscriber = %profile.profile.subscriber, identifier = %profile.profile.identifier, "admin: subscriber created");
     Ok((StatusCode::CREATED, Json(profile)).into_response())
 }
 

@@ -9,8 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 use kilt_mock_ca::pki::{P256PublicKey, Pki, PkiNames, UserCertSpec, parse_csr, random_serial};
 use kilt_protocol::Lang;
 use kilt_protocol::bank::{
-    IssuedCertificate, Login, Profile, Regeneration, Session, SignatureParams, Status, Submit,
-    activation_message, login_message, switched_message,
+    IssuedCertificate, Login, Profile, Provisioned, Regeneration, Session, SignatureParams, Status,
+    Submit, activation_message, login_message, switched_message,
 };
 use kilt_protocol::ca::CertKind;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -315,7 +315,7 @@ impl Bank {
         subscriber: &str,
         csr_pem: &str,
         valid_days: Option<i64>,
-    ) -> Result<Profile> {
+    ) -> Result<Provisioned> {
         let subscriber = subscriber.trim();
         if subscriber.is_empty()
             || subscriber.chars().count() > 64
@@ -369,7 +369,14 @@ impl Bank {
         )?;
         tx.commit()?;
         drop(conn);
-        self.profile(&identifier)
+        Ok(Provisioned {
+            profile: self.profile(&identifier)?,
+            certificate: self.signature_params(&identifier)?.certificate,
+            chain: vec![
+                self.pki.issuing_pem().to_owned(),
+                self.pki.root_pem().to_owned(),
+            ],
+        })
     }
 
     /// A profile as the customer sees it.

@@ -113,7 +113,10 @@ async fn refusals_give_a_reason_and_change_nothing() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 201);
-        resp.json::<kilt_protocol::bank::Profile>().await.unwrap()
+        resp.json::<kilt_protocol::bank::Provisioned>()
+            .await
+            .unwrap()
+            .profile
     };
     let before = bank.server.bank().snapshot().unwrap();
 

@@ -97,6 +97,26 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Whether `to` can follow `self` after any number of [`Status::may_become`] steps.
+    pub fn can_reach(self, to: Status) -> bool {
+        let mut frontier = vec![self];
+        let mut seen = vec![self];
+        while let Some(s) = frontier.pop() {
+            if s == to {
+                return true;
+            }
+            for next in Status::ALL {
+                if s.may_become(next) && !seen.contains(&next) {
+                    seen.push(next);
+                    frontier.push(next);
+                }
+            }
+        }
+        false
+    }
+}
+
 /// "Вы переведены на работу с новым комплектом ключей."
 pub fn switched_message(lang: Lang) -> &'static str {
     lang.pick(
@@ -249,6 +269,17 @@ pub struct NewSubscriber {
     pub valid_days: Option<i64>,
 }
 
+/// The answer to `POST /admin/subscribers`: the profile and what to write onto the token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provisioned {
+    /// The new profile.
+    pub profile: Profile,
+    /// Its first certificate, PEM.
+    pub certificate: String,
+    /// The bank's CA certificates (issuing, then root), PEM.
+    pub chain: Vec<String>,
+}
+
 /// `POST /admin/regenerations/{id}/reject`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Reject {
@@ -286,5 +317,9 @@ mod tests {
         assert!(!NewCertificateReceived.may_become(AcceptedByBank));
         assert!(!Rejected.may_become(New));
         assert!(!New.may_become(InOperation));
+        assert!(New.can_reach(InOperation));
+        assert!(AcceptedByBank.can_reach(Rejected));
+        assert!(!NewCertificateReceived.can_reach(Rejected));
+        assert!(!InOperation.can_reach(AcceptedByBank));
     }
 }

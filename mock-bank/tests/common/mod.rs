@@ -89,7 +89,10 @@ impl Bank {
             .await
             .unwrap();
         assert_eq!(resp.status(), 201);
-        resp.json().await.unwrap()
+        resp.json::<kilt_protocol::bank::Provisioned>()
+            .await
+            .unwrap()
+            .profile
     }
 
     /// The profile's current certificate (PEM), from "Параметры подписи" after a login — or
