@@ -306,7 +306,7 @@ pub(crate) fn layout(lang: Lang, path: &str, title: &str, body: &str) -> String 
         "<!doctype html><html lang=\"{code}\"><head><meta charset=\"utf-8\"><title>{title} — kilt-bank</title>\
          <style>body{{font-family:sans-serif;margin:0}}header{{background:#0b5563;color:#fff;padding:.8em 1.5em}}\
          main{{display:flex}}nav{{width:16em;padding:1em;background:#eef4f5;min-height:30em}}section{{padding:1em 2em}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #9ab;padding:.3em .7em;text-align:left}}\
+         table{{border-collapse:collapse;margin:.6em 0 1.2em}}td,th{{border:1px solid #9ab;padding:.3em .7em;text-align:left}}\
          .warn{{border:2px solid #c60;padding:.8em;background:#fff4e5}}</style></head><body>\
          <header><b>kilt Bank · BS-Client</b> — {slogan} <span style=\"float:right\">{langs}</span></header>\
          <main><nav><b>{service}</b><br>→ {security}<br>→ {regen}<br>→ <b>{profiles}</b></nav><section><h1>{title}</h1>{body}</section></main></body></html>",

@@ -18,11 +18,15 @@ use rcgen::KeyPair;
 enum Op {
     Start,
     /// Submit a fresh key's CSR, signed by the old key (or, if `wrong`, by the new one).
-    Submit { wrong: bool },
+    Submit {
+        wrong: bool,
+    },
     Approve,
     Reject,
     /// Activate the latest regeneration with its new key (or, if `wrong`, the old one).
-    Activate { wrong: bool },
+    Activate {
+        wrong: bool,
+    },
     Shift(i64),
     /// Repeat the previous operation, as a duplicated delivery would.
     Duplicate,
