@@ -4,7 +4,9 @@
 //! so it survives restarts without a scheduler.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
+
+use kilt_mock_ca::db::Db;
 
 use kilt_mock_ca::pki::{P256PublicKey, Pki, PkiNames, UserCertSpec, parse_csr, random_serial};
 use kilt_protocol::Lang;
@@ -83,7 +85,7 @@ pub struct Snapshot {
 
 /// The bank.
 pub struct Bank {
-    db: Mutex<Connection>,
+    db: Db,
     pki: Pki,
     settings: Settings,
 }
@@ -97,7 +99,6 @@ impl std::fmt::Debug for Bank {
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS profiles(identifier TEXT PRIMARY KEY, subscriber TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS certificates(
     serial TEXT PRIMARY KEY, profile TEXT NOT NULL REFERENCES profiles(identifier),
@@ -177,28 +178,19 @@ impl Bank {
     pub fn open(dir: &Path, settings: Settings) -> Result<Bank> {
         std::fs::create_dir_all(dir)
             .map_err(|e| BankError::Pki(kilt_mock_ca::CaError::io(dir, e)))?;
-        let conn = Connection::open(dir.join("bank.sqlite"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        let offset = Self::offset(&conn)?;
+        let db = Db::open(&dir.join("bank.sqlite"), SCHEMA)?;
+        let offset = kilt_mock_ca::db::clock_offset(&db.lock())?;
         let pki = Pki::load_or_create(
             dir,
             OffsetDateTime::now_utc() + Duration::seconds(offset),
             BANK_NAMES,
         )
         .map_err(BankError::Pki)?;
-        Ok(Bank {
-            db: Mutex::new(conn),
-            pki,
-            settings,
-        })
+        Ok(Bank { db, pki, settings })
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        self.db.lock()
     }
 
     /// The bank's PKI (its CA and TLS identity).
@@ -211,17 +203,8 @@ impl Bank {
         &self.settings
     }
 
-    fn offset(conn: &Connection) -> Result<i64> {
-        Ok(conn
-            .query_row("SELECT value FROM meta WHERE key='clock_offset'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0))
-    }
-
     fn now_in(conn: &Connection) -> Result<OffsetDateTime> {
-        Ok(OffsetDateTime::now_utc() + Duration::seconds(Self::offset(conn)?))
+        Ok(kilt_mock_ca::db::clock_now(conn)?)
     }
 
     /// The bank's now (system clock plus the admin's shift).
@@ -236,12 +219,7 @@ impl Bank {
                 "shift the clock by at most 100 years at a time".into(),
             ));
         }
-        let conn = self.db();
-        let offset = Self::offset(&conn)? + days * 86_400;
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES('clock_offset', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            [offset],
-        )?;
+        let offset = kilt_mock_ca::db::shift_clock(&self.db(), days)?;
         Ok(rfc3339(
             OffsetDateTime::now_utc() + Duration::seconds(offset),
         ))

@@ -3,7 +3,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kilt_mock_ca::CaError;
-use kilt_protocol::ErrorBody;
 
 /// Everything that can go wrong in the bank.
 #[derive(Debug, thiserror::Error)]
@@ -78,20 +77,7 @@ impl BankError {
 impl IntoResponse for BankError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
-        let message = if code == "internal" {
-            tracing::error!(error = %self, "internal error");
-            "the bank failed internally; the operator can see why in its log".to_owned()
-        } else {
-            self.to_string()
-        };
-        (
-            status,
-            axum::Json(ErrorBody {
-                error: code.to_owned(),
-                message,
-            }),
-        )
-            .into_response()
+        kilt_mock_ca::error::error_response(status, code, &self, "bank")
     }
 }
 

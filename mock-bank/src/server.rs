@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use kilt_mock_ca::server::{accept_tls, clamp, faults_from_env, log_faults, tls_config};
+use kilt_mock_ca::server::{
+    accept_tls, clamp, faults_from_env, log_faults, spawn_plain, tls_config,
+};
 use kilt_protocol::Faults;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -139,15 +141,7 @@ pub async fn serve(mut config: Config) -> Result<Server> {
         state.faults.clone(),
         stopped.clone(),
     ));
-    let admin_router = crate::admin::router(state.clone());
-    let mut admin_stop = stopped.clone();
-    let admin_task = tokio::spawn(async move {
-        let _ = axum::serve(admin, admin_router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    let admin_task = spawn_plain(admin, crate::admin::router(state.clone()), stopped.clone());
     tracing::info!(%addr, %admin_addr, "kilt-bank listening");
     Ok(Server {
         addr,

@@ -56,21 +56,7 @@ impl LangQuery {
 }
 
 fn session_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim().to_owned());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_owned())
+    kilt_mock_ca::web::session_token(headers, SESSION_COOKIE)
 }
 
 /// The logged-in profile's identifier.
@@ -279,14 +265,7 @@ async fn enter(State(state): State<AppState>, Query(q): Query<EnterQuery>) -> Re
     Ok(resp)
 }
 
-/// HTML-escapes text.
-pub(crate) fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+pub(crate) use kilt_mock_ca::web::esc;
 
 pub(crate) fn layout(lang: Lang, path: &str, title: &str, body: &str) -> String {
     let langs: String = Lang::ALL

@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use kilt_protocol::ca::{
     CertKind, CertStatus, Certificate, Clock, CsrItem, Device, IssueRequest, NewUser, Provision,
@@ -63,7 +63,7 @@ pub struct Snapshot {
 
 /// The CA.
 pub struct Ca {
-    db: Mutex<Connection>,
+    db: crate::db::Db,
     pki: Pki,
     settings: Settings,
 }
@@ -77,7 +77,6 @@ impl std::fmt::Debug for Ca {
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS users(
     id INTEGER PRIMARY KEY, login TEXT NOT NULL UNIQUE, salt BLOB NOT NULL, hash BLOB NOT NULL,
     full_name TEXT NOT NULL, iin TEXT NOT NULL, created INTEGER NOT NULL);
@@ -268,35 +267,18 @@ impl Ca {
     /// Opens (or creates) the CA in `dir`: `ca.sqlite` plus the PKI files.
     pub fn open(dir: &Path, settings: Settings) -> Result<Ca> {
         std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
-        let conn = Connection::open(dir.join("ca.sqlite"))?;
-        // WAL + FULL: an answered request is on disk before the answer leaves.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        let offset: i64 = conn
-            .query_row("SELECT value FROM meta WHERE key='clock_offset'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0);
+        let db = crate::db::Db::open(&dir.join("ca.sqlite"), SCHEMA)?;
+        let offset = crate::db::clock_offset(&db.lock())?;
         let pki = Pki::load_or_create(
             dir,
             OffsetDateTime::now_utc() + Duration::seconds(offset),
             PkiNames::CA,
         )?;
-        Ok(Ca {
-            db: Mutex::new(conn),
-            pki,
-            settings,
-        })
+        Ok(Ca { db, pki, settings })
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back on
-        // drop), so a poisoned lock is safe to keep using.
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        self.db.lock()
     }
 
     /// The PKI (root, issuing CA, TLS identity).
@@ -310,12 +292,7 @@ impl Ca {
     }
 
     fn offset(conn: &Connection) -> Result<i64> {
-        Ok(conn
-            .query_row("SELECT value FROM meta WHERE key='clock_offset'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0))
+        Ok(crate::db::clock_offset(conn)?)
     }
 
     /// The CA's now: the system clock plus the admin's shift.
@@ -340,13 +317,7 @@ impl Ca {
                 "shift the clock by at most 100 years at a time".into(),
             ));
         }
-        let conn = self.db();
-        let offset = Self::offset(&conn)? + days * 86_400;
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES('clock_offset', ?1)
-             ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            [offset],
-        )?;
+        let offset = crate::db::shift_clock(&self.db(), days)?;
         Ok(Clock {
             now: rfc3339(OffsetDateTime::now_utc() + Duration::seconds(offset)),
             offset_seconds: offset,

@@ -177,25 +177,35 @@ impl CaError {
     }
 }
 
+/// The JSON error answer of both servers. Client mistakes carry their detail; internal
+/// failures (`code == "internal"`) are logged here and answered generically, so paths and SQL
+/// never reach a client.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    error: &dyn std::fmt::Display,
+    server: &str,
+) -> Response {
+    let message = if code == "internal" {
+        tracing::error!(error = %error, "internal error");
+        format!("the {server} failed internally; the operator can see why in its log")
+    } else {
+        error.to_string()
+    };
+    (
+        status,
+        axum::Json(ErrorBody {
+            error: code.to_owned(),
+            message,
+        }),
+    )
+        .into_response()
+}
+
 impl IntoResponse for CaError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
-        // Client mistakes carry their detail; internal failures are logged here and answered
-        // generically, so paths and SQL never reach a client.
-        let message = if status.is_server_error() && code == "internal" {
-            tracing::error!(error = %self, "internal error");
-            "the CA failed internally; the operator can see why in its log".to_owned()
-        } else {
-            self.to_string()
-        };
-        (
-            status,
-            axum::Json(ErrorBody {
-                error: code.to_owned(),
-                message,
-            }),
-        )
-            .into_response()
+        error_response(status, code, &self, "CA")
     }
 }
 

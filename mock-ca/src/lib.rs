@@ -26,6 +26,7 @@
 pub mod admin;
 pub mod ca;
 pub mod cli;
+pub mod db;
 pub mod error;
 mod pages;
 pub mod pdf;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::error::{CaError, Result};
 use crate::server::{AppState, PeerChain};
 use crate::web::{
-    LangQuery, RequestForm, blocking, html, page_form, redirect_with_cookie, session_token,
+    LangQuery, RequestForm, blocking, esc, html, page_form, redirect_with_cookie, session_token,
 };
 
 pub(crate) fn router() -> Router<AppState> {
@@ -29,22 +29,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cabinet/request", post(request))
         .route("/crl", get(crl_page))
         .route("/help", get(help))
-}
-
-/// HTML-escapes text for element content and quoted attributes.
-pub(crate) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn layout(lang: Lang, path: &str, title: &str, body: &str) -> String {
@@ -166,7 +150,7 @@ async fn logout(
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
 ) -> Response {
-    if let Some(token) = session_token(&headers) {
+    if let Some(token) = session_token(&headers, crate::web::SESSION_COOKIE) {
         let _ = blocking(&state, move |ca| ca.logout(&token)).await;
     }
     let mut resp = axum::response::IntoResponse::into_response(Redirect::to(&format!(
@@ -198,8 +182,8 @@ async fn cabinet_html(
     lang: Lang,
     notice: Option<(&str, bool)>,
 ) -> Result<String> {
-    let token =
-        session_token(headers).ok_or_else(|| CaError::Unauthenticated("log in first".into()))?;
+    let token = session_token(headers, crate::web::SESSION_COOKIE)
+        .ok_or_else(|| CaError::Unauthenticated("log in first".into()))?;
     let (account, certs, requests) = blocking(state, move |ca| {
         let account = ca.session(&token)?;
         let certs = ca.certificates(&account)?;
@@ -312,7 +296,7 @@ async fn request(
 ) -> Response {
     let lang = q.lang();
     let outcome = async {
-        let token = session_token(&headers)
+        let token = session_token(&headers, crate::web::SESSION_COOKIE)
             .ok_or_else(|| CaError::Unauthenticated("log in first".into()))?;
         let request = page_form(form)?.into_request()?;
         blocking(&state, move |ca| {

@@ -405,15 +405,7 @@ pub async fn serve(config: Config) -> Result<Server> {
         state.faults.clone(),
         stopped.clone(),
     ));
-    let admin_router = crate::admin::router(state.clone());
-    let mut admin_stop = stopped.clone();
-    let admin_task = tokio::spawn(async move {
-        let _ = axum::serve(admin, admin_router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    let admin_task = spawn_plain(admin, crate::admin::router(state.clone()), stopped.clone());
     tracing::info!(%addr, %admin_addr, "kilt-ca listening");
     Ok(Server {
         addr,
@@ -421,6 +413,22 @@ pub async fn serve(config: Config) -> Result<Server> {
         state,
         stop,
         tasks: vec![api_task, admin_task],
+    })
+}
+
+/// Serves `router` on `listener` over plain HTTP (the admin listeners) until `stopped`
+/// turns true.
+pub fn spawn_plain(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
     })
 }
 

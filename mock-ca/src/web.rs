@@ -51,7 +51,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// The logged-in account, from `Authorization: Bearer` or the session cookie.
 pub(crate) struct Auth(pub Account, pub String);
 
-pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
+/// The session token of a request: `Authorization: Bearer`, else the cookie `cookie`.
+pub fn session_token(headers: &HeaderMap, cookie: &str) -> Option<String> {
     if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -65,7 +66,7 @@ pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == cookie)
         .map(|(_, v)| v.to_owned())
 }
 
@@ -73,7 +74,7 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = CaError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let token = session_token(&parts.headers).ok_or_else(|| {
+        let token = session_token(&parts.headers, SESSION_COOKIE).ok_or_else(|| {
             CaError::Unauthenticated("no session; log in by certificate or password first".into())
         })?;
         let t = token.clone();
@@ -422,4 +423,20 @@ pub(crate) fn redirect_with_cookie(to: &str, token: &str, max_age: u64) -> Respo
 
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (status, Html(body)).into_response()
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
