@@ -152,42 +152,10 @@ fn softhsm2_fails_only_its_documented_deviations() {
     if std::env::var_os("KILT_CONFORMANCE_CHILD").is_some() {
         return;
     }
-    let module = Path::new("/usr/lib/softhsm/libsofthsm2.so");
-    if !module.exists() {
-        assert!(
-            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "SoftHSM2 is required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
-        );
-        eprintln!("skipping: softhsm2 is not installed");
+    let Some((_dir, conf)) = kilt_test_support::softhsm_token("conf") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::create_dir_all(dir.path().join("tokens")).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\n",
-            dir.path().join("tokens").display()
-        ),
-    )
-    .unwrap();
-    let ok = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "conf",
-            "--so-pin",
-            SO,
-            "--pin",
-            USER,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    };
+    let module = Path::new(kilt_test_support::SOFTHSM2);
     let r = run(module, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]);
     assert_eq!(outcomes(&r, "fail"), SOFTHSM_DEVIATIONS, "{r:#}");
     assert_eq!(outcomes(&r, "skip"), SOFTHSM_SKIPS);

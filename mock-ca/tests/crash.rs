@@ -3,50 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{IIN, NAME, csr, key};
 use kilt_protocol::ca::{NewUser, Request};
+use kilt_test_support::ServerProcess;
 
-struct Running {
-    child: Child,
-    api: String,
-    admin: String,
-}
-
-fn start(dir: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kilt-ca"))
-        .args([
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let api = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("api ")
-        .unwrap()
-        .to_owned();
-    let admin = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("admin ")
-        .unwrap()
-        .to_owned();
-    Running { child, api, admin }
+fn start(dir: &std::path::Path) -> ServerProcess {
+    ServerProcess::start(env!("CARGO_BIN_EXE_kilt-ca"), dir, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,8 +69,7 @@ async fn answered_requests_survive_sigkill() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
-        ca.child.kill().unwrap(); // SIGKILL
-        ca.child.wait().unwrap();
+        ca.kill(); // SIGKILL
         for task in tasks {
             acknowledged.extend(task.await.unwrap());
         }
@@ -132,6 +95,5 @@ async fn answered_requests_survive_sigkill() {
         "only {} requests were answered before the kills",
         acknowledged.len()
     );
-    ca.child.kill().unwrap();
-    ca.child.wait().unwrap();
+    ca.kill();
 }

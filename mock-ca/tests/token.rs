@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -20,8 +18,7 @@ use kilt_client::p11::{P256_PARAMS, TokenKey, tls_client_config};
 use kilt_protocol::ca::{CertKind, Certificate, CsrItem, Provision, Request, RequestStatus};
 
 const LABEL: &str = "ca-e2e";
-const SO: &str = "00000000";
-const USER: &str = "1234567890";
+const USER: &str = kilt_test_support::USER_PIN;
 
 fn generate(session: &Session, id: &str) {
     let public = [
@@ -187,95 +184,35 @@ async fn child_token_flow() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    println!("CHILD-OK");
-}
-
-fn run_child(module: &Path, env: &[(&str, &Path)]) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_token_flow",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("KILT_CA_TOKEN_CHILD", module)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("CHILD-OK"),
-        "child failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    println!("{}", kilt_test_support::CHILD_OK);
 }
 
 #[test]
 fn login_request_and_issuance_with_keys_in_the_emulated_jacarta() {
-    let exe = std::env::current_exe().unwrap();
-    let module = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("libkilt_pkcs11.so");
-    assert!(
-        module.exists(),
-        "{} missing: cargo build -p kilt-pkcs11",
-        module.display()
+    let module = kilt_test_support::kilt_module();
+    let tokens = kilt_test_support::kilt_token(LABEL);
+    kilt_test_support::run_child(
+        "child_token_flow",
+        &[
+            ("KILT_CA_TOKEN_CHILD", module.as_os_str()),
+            ("KILT_TOKEN_DIR", tokens.path().as_os_str()),
+        ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    kilt_emulator::Emulator::new(kilt_emulator::Config::in_dir(dir.path()))
-        .unwrap()
-        .provision(
-            0,
-            LABEL,
-            &kilt_emulator::Pin::from(SO),
-            &kilt_emulator::Pin::from(USER),
-        )
-        .unwrap();
-    run_child(&module, &[("KILT_TOKEN_DIR", dir.path())]);
 }
 
 #[test]
 fn login_request_and_issuance_with_keys_in_softhsm2() {
-    let module = Path::new("/usr/lib/softhsm/libsofthsm2.so");
-    if !module.exists() {
-        assert!(
-            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "SoftHSM2 is required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
-        );
-        eprintln!("skipping: softhsm2 is not installed");
+    let Some((_dir, conf)) = kilt_test_support::softhsm_token(LABEL) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::create_dir_all(dir.path().join("tokens")).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\n",
-            dir.path().join("tokens").display()
-        ),
-    )
-    .unwrap();
-    let ok = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            LABEL,
-            "--so-pin",
-            SO,
-            "--pin",
-            USER,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap()
-        .status
-        .success();
-    assert!(ok);
-    run_child(module, &[("SOFTHSM2_CONF", &conf)]);
+    };
+    kilt_test_support::run_child(
+        "child_token_flow",
+        &[
+            (
+                "KILT_CA_TOKEN_CHILD",
+                std::ffi::OsStr::new(kilt_test_support::SOFTHSM2),
+            ),
+            ("SOFTHSM2_CONF", conf.as_os_str()),
+        ],
+    );
 }

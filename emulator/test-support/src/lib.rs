@@ -1,0 +1,172 @@
+//! Fixtures shared by the tests of several kilt crates (unpublished, like rustls' test
+//! support): test tokens on the emulator and on SoftHSM2, test functions re-run as child
+//! processes (so a PKCS#11 module reads its own environment), and server binaries started on
+//! ephemeral ports.
+//!
+//! ```no_run
+//! let token = kilt_test_support::kilt_token("e2e");
+//! kilt_test_support::run_child("child_flow", &[("KILT_TOKEN_DIR", token.path().as_os_str())]);
+//! ```
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The national CA's default SO PIN.
+pub const SO_PIN: &str = "00000000";
+/// The national CA's default user PIN.
+pub const USER_PIN: &str = "1234567890";
+/// What a child prints when its test body finished.
+pub const CHILD_OK: &str = "CHILD-OK";
+/// SoftHSM2's module on Debian.
+pub const SOFTHSM2: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// The built `libkilt_pkcs11.so`: cargo puts it in `target/<profile>`, test binaries in
+/// `target/<profile>/deps`.
+pub fn kilt_module() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let module = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("libkilt_pkcs11.so");
+    assert!(
+        module.exists(),
+        "{} missing: cargo build -p kilt-pkcs11",
+        module.display()
+    );
+    module
+}
+
+/// A fresh emulated token labelled `label`, with the default PINs, in a new token folder
+/// (pass it as `KILT_TOKEN_DIR`).
+pub fn kilt_token(label: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    kilt_emulator::Emulator::new(kilt_emulator::Config::in_dir(dir.path()))
+        .expect("emulator")
+        .provision(
+            0,
+            label,
+            &kilt_emulator::Pin::from(SO_PIN),
+            &kilt_emulator::Pin::from(USER_PIN),
+        )
+        .expect("provision");
+    dir
+}
+
+/// A SoftHSM2 token labelled `label` with the default PINs, in its own configuration (pass
+/// the returned file as `SOFTHSM2_CONF`). `None` when SoftHSM2 is not installed — a failure
+/// instead when `KILT_REQUIRE_PEERS=1` (CI).
+pub fn softhsm_token(label: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !Path::new(SOFTHSM2).exists() {
+        assert!(
+            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "SoftHSM2 is required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
+        );
+        eprintln!("skipping: softhsm2 is not installed");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::create_dir_all(dir.path().join("tokens")).expect("token dir");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\n",
+            dir.path().join("tokens").display()
+        ),
+    )
+    .expect("conf");
+    let out = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            USER_PIN,
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util runs");
+    assert!(
+        out.status.success(),
+        "softhsm2-util: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((dir, conf))
+}
+
+/// Re-runs this test binary's `#[ignore]`d test `name` as a child with `env`, and asserts it
+/// printed [`CHILD_OK`] and exited 0 (a crash at exit counts as a failure).
+pub fn run_child(name: &str, env: &[(&str, &OsStr)]) {
+    let out = Command::new(std::env::current_exe().expect("test binary path"))
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .expect("the child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(CHILD_OK),
+        "child {name} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A server binary (`kilt-ca`, `kilt-bank`) started with `args`; it prints `api URL` and
+/// `admin URL` on its first two lines.
+pub struct ServerProcess {
+    /// The process (kill it to simulate a crash).
+    pub child: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub api: String,
+    /// `http://127.0.0.1:PORT`.
+    pub admin: String,
+}
+
+impl ServerProcess {
+    /// Starts `exe --data-dir DIR serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 EXTRA…`.
+    pub fn start(exe: &str, dir: &Path, extra: &[&str]) -> ServerProcess {
+        let mut child = Command::new(exe)
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut line = |prefix: &str| {
+            let line = lines.next().expect("an address line").expect("readable");
+            line.strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+                .to_owned()
+        };
+        let api = line("api ");
+        let admin = line("admin ");
+        ServerProcess { child, api, admin }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
