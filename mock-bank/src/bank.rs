@@ -524,13 +524,9 @@ impl Bank {
         )?;
         tx.commit()?;
         drop(conn);
-        let critical = self
-            .profiles()?
+        let critical = [self.profile(&login.profile)?]
             .into_iter()
-            .filter(|p| {
-                p.identifier == login.profile
-                    && matches!(p.status, Status::RegenerationRequired | Status::Rejected)
-            })
+            .filter(|p| matches!(p.status, Status::RegenerationRequired | Status::Rejected))
             .collect();
         Ok(Session {
             token,

@@ -295,10 +295,13 @@ impl Ca {
         Ok(crate::db::clock_offset(conn)?)
     }
 
+    fn now_in(conn: &Connection) -> Result<OffsetDateTime> {
+        Ok(crate::db::clock_now(conn)?)
+    }
+
     /// The CA's now: the system clock plus the admin's shift.
     pub fn now(&self) -> Result<OffsetDateTime> {
-        let offset = Self::offset(&self.db())?;
-        Ok(OffsetDateTime::now_utc() + Duration::seconds(offset))
+        Self::now_in(&self.db())
     }
 
     /// The CA's clock.
@@ -380,7 +383,7 @@ impl Ca {
 
     fn open_session(&self, conn: &Connection, account: Account) -> Result<Session> {
         let token = random_hex(32);
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(conn)?);
+        let now = Self::now_in(conn)?;
         let expires = now.unix_timestamp() + self.settings.session_seconds as i64;
         conn.execute(
             "DELETE FROM sessions WHERE expires < ?1",
@@ -505,8 +508,7 @@ impl Ca {
     /// The account behind a session token.
     pub fn session(&self, token: &str) -> Result<Account> {
         let conn = self.db();
-        let now =
-            (OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?)).unix_timestamp();
+        let now = Self::now_in(&conn)?.unix_timestamp();
         let row: Option<(i64, i64)> = conn
             .query_row(
                 "SELECT user_id, expires FROM sessions WHERE token=?1",
@@ -583,7 +585,7 @@ impl Ca {
         not_after: OffsetDateTime,
     ) -> Result<String> {
         let ca_end = self.pki.issuing_not_after();
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(tx)?);
+        let now = Self::now_in(tx)?;
         if now >= ca_end {
             return Err(CaError::CaExpired(rfc3339(ca_end)));
         }
@@ -633,7 +635,7 @@ impl Ca {
                 "valid_days and backdate_days must be within 100 years".into(),
             ));
         }
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         let not_before = now - Duration::days(back) - Duration::minutes(1);
         let not_after = now + Duration::days(valid);
         if not_after <= not_before {
@@ -671,7 +673,7 @@ impl Ca {
     pub fn submit(&self, account: &Account, req: &IssueRequest) -> Result<Request> {
         let mut conn = self.db();
         let checked = self.check_all(&conn, account, &req.csrs)?;
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO requests(user_id, device, status, created) VALUES(?1,?2,'new',?3)",
@@ -722,7 +724,7 @@ impl Ca {
         }
         let account = Self::account_where(&conn, "id=?1", &user_id)?
             .ok_or_else(|| CaError::NotFound("the request's user".into()))?;
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         // The CSRs were checked on receipt; a key certified since then is refused now.
         let mut stmt =
             conn.prepare("SELECT kind, csr FROM request_csrs WHERE request_id=?1 ORDER BY kind")?;
@@ -765,7 +767,7 @@ impl Ca {
                 status.code()
             )));
         }
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         let tx = conn.transaction()?;
         tx.execute(
             "UPDATE requests SET reason=?2 WHERE id=?1",
@@ -867,14 +869,14 @@ impl Ca {
         if account.is_some_and(|a| a.id != user_id) {
             return Err(CaError::NotFound(format!("request {id}")));
         }
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         self.request_row(&conn, id, now)
     }
 
     /// Requests, newest first: of one account, or all (admin).
     pub fn requests(&self, account: Option<&Account>) -> Result<Vec<Request>> {
         let conn = self.db();
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         let mut stmt = conn
             .prepare("SELECT id FROM requests WHERE ?1 IS NULL OR user_id=?1 ORDER BY id DESC")?;
         let ids = stmt
@@ -888,7 +890,7 @@ impl Ca {
     /// A user's certificates, newest first ("two certificates are shown, pick the upper one").
     pub fn certificates(&self, account: &Account) -> Result<Vec<Certificate>> {
         let conn = self.db();
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         let mut stmt = conn.prepare(
             "SELECT serial, kind, der, not_before, not_after, revoked_at FROM certificates
              WHERE user_id=?1 ORDER BY not_before DESC, rowid DESC",
@@ -919,7 +921,7 @@ impl Ca {
             }
             Some(None) => {}
         }
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         conn.execute(
             "UPDATE certificates SET revoked_at=?2, revoke_reason=?3 WHERE serial=?1",
             params![serial, now.unix_timestamp(), reason as i64],
@@ -944,8 +946,7 @@ impl Ca {
                 Some(row) if row.0 == account.id => row,
                 _ => return Err(CaError::NotFound(format!("certificate {serial}"))),
             };
-            let now = (OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?))
-                .unix_timestamp();
+            let now = Self::now_in(&conn)?.unix_timestamp();
             let newer: bool = conn.query_row(
                 "SELECT EXISTS(SELECT 1 FROM certificates WHERE user_id=?1 AND kind=?2 AND serial<>?3
                  AND revoked_at IS NULL AND not_after > ?4 AND not_before >= ?5)",
@@ -965,7 +966,7 @@ impl Ca {
     /// number (RFC 5280 §5.2.3: monotonically increasing).
     pub fn crl(&self) -> Result<Vec<u8>> {
         let conn = self.db();
-        let now = OffsetDateTime::now_utc() + Duration::seconds(Self::offset(&conn)?);
+        let now = Self::now_in(&conn)?;
         let number: i64 = conn.query_row(
             "INSERT INTO meta(key, value) VALUES('crl_number', 1)
              ON CONFLICT(key) DO UPDATE SET value=value+1 RETURNING value",
