@@ -1,11 +1,17 @@
 # The README's two commands. Each installs what is missing first (scripts/ensure-deps).
-.PHONY: demo test deps
+.PHONY: demo demo-tools test deps
 
 deps:
 	@scripts/ensure-deps
 
-## The main job: the emulated token end to end with the tools people already use.
+## The main job: `kilt demo` — a fresh emulated JaCarta, the mock CA and the mock bank in one
+## process; Flow 2 (CA reissue) then Flow 1 (bank regeneration) end to end; nothing left behind.
 demo: deps
+	@cargo build --quiet --release -p kilt-client -p kilt-pkcs11
+	@target/release/kilt demo
+
+## The token alone with the tools people already use (pkcs11-tool, openssl).
+demo-tools: deps
 	@cargo build --quiet --release -p kilt-emulator -p kilt-pkcs11
 	@scripts/demo target/release
 

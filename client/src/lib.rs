@@ -1,27 +1,38 @@
-//! The regeneration client `kilt` (issue 6): for now, the piece both flows and the mock CA's
-//! tests need first — a key that stays in a PKCS#11 token yet signs CSRs (`rcgen`) and TLS
-//! handshakes (`rustls`).
+//! `kilt`, the EDS key-set regeneration client: both flows of DESIGN.md against any PKCS#11
+//! token (the kilt emulator, SoftHSM2, a physical JaCarta through its vendor module).
+//!
+//! - [`bank::regenerate`] — Flow 1, the bank's "Регенерация комплекта ключей";
+//! - [`ca::reissue`] — Flow 2, the CA's reissue with login "По сертификату" (mutual TLS with the
+//!   key in the token);
+//! - [`keys`] — deleting an old key set safely; [`journal`] — crash-safe resumption;
+//! - [`demo`] — both flows against an emulated token and both mock servers in one process;
+//! - [`p11::TokenKey`] — a P-256 key that stays in the token yet signs CSRs (`rcgen`) and TLS
+//!   handshakes (`rustls`).
 //!
 //! ```no_run
-//! use std::sync::{Arc, Mutex};
-//! use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-//! use cryptoki::object::{Attribute, ObjectClass};
-//! use cryptoki::session::UserType;
-//! use cryptoki::types::AuthPin;
-//! use kilt_client::p11::TokenKey;
-//!
-//! let pkcs11 = Pkcs11::new("target/debug/libkilt_pkcs11.so").unwrap();
-//! pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
-//! let slot = pkcs11.get_slots_with_token().unwrap()[0];
-//! let session = pkcs11.open_rw_session(slot).unwrap();
-//! session.login(UserType::User, Some(&AuthPin::new("1234567890".into()))).unwrap();
-//! let session = Arc::new(Mutex::new(session));
-//! let key = TokenKey::find(&pkcs11, slot, session, b"auth-1").unwrap();
-//! // `key` is an `rcgen::SigningKey` (CSRs) and, wrapped in an `Arc`, a
-//! // `rustls::sign::SigningKey` (TLS client authentication).
-//! let _ = key.public_point();
+//! use kilt_client::{bank, out::Out, token::{Selector, Token}};
+//! # async fn run(opts: bank::BankOptions) -> Result<(), kilt_client::ClientError> {
+//! let mut token = Token::open("target/debug/libkilt_pkcs11.so".as_ref(), &Selector::default())?;
+//! token.login(&"env:PIN".parse().unwrap(), &mut |notice| eprintln!("{notice}"))?;
+//! let done = bank::regenerate(&mut token, &opts, &Out::text(kilt_protocol::Lang::Ru)).await?;
+//! println!("new certificate {}", done.new_serial);
+//! # Ok(()) }
 //! ```
 
+pub mod api;
+pub mod bank;
+pub mod ca;
+pub mod check;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod journal;
+pub mod keys;
+pub mod out;
 pub mod p11;
+pub mod readers;
+pub mod token;
+pub mod uri;
 
+pub use error::ClientError;
 pub use p11::{P11Error, TokenKey};

@@ -751,7 +751,7 @@ fn read_key(path: &PathBuf) -> R<p256::SecretKey> {
 }
 
 /// Asks a yes/no question on the terminal; only "Да"/"да"/"yes"/"y" confirm.
-fn confirm(question: &str) -> bool {
+pub fn confirm(question: &str) -> bool {
     eprint!("{question} [Да/Нет | yes/no]: ");
     std::io::stderr().flush().ok();
     let mut line = String::new();

@@ -128,11 +128,7 @@ fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
-/// The profile identifier: the first 10 bytes of SHA-256 of the key, upper-case hex (20
-/// digits, like `9DB7D6A386C144998F84` in seed 000).
-pub fn key_identifier(point: &[u8]) -> String {
-    hex::encode_upper(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, point).as_ref()[..10])
-}
+pub use kilt_protocol::bank::key_identifier;
 
 fn verify(point: &[u8], message: &[u8], signature_hex: &str, which: &'static str) -> Result<()> {
     let signature =

@@ -126,6 +126,14 @@ pub fn switched_message(lang: Lang) -> &'static str {
     )
 }
 
+/// The profile identifier: the first 10 bytes of SHA-256 of the key's uncompressed point,
+/// upper-case hex (20 digits, like `9DB7D6A386C144998F84` in seed 000). The bank names profiles
+/// by it, and the client finds a token's profile by computing it.
+pub fn key_identifier(point: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode_upper(&sha2::Sha256::digest(point)[..10])
+}
+
 /// The bytes signed to log in: `kilt-bank login:` + the challenge.
 pub fn login_message(challenge: &str) -> Vec<u8> {
     format!("kilt-bank login:{challenge}").into_bytes()

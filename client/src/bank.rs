@@ -1,0 +1,582 @@
+//! Flow 1 (DESIGN.md, seed 000): the bank's key-set regeneration.
+//!
+//! Token and PIN → login by signing the bank's challenge with the current key → "Новый" (a new
+//! key pair in the token, its PKCS#10 signed by the new key) → "Отправить документ в банк" +
+//! "Подписать" (the request signed by the **old** key) → polling while the bank processes →
+//! "Получить сертификат (ключ)" (checked, written next to the new key) → "Продолжить"
+//! (activation signed by the **new** key) → the old key set deleted. A journal makes every step
+//! resumable.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kilt_protocol::Lang;
+use kilt_protocol::bank::{
+    Activate, Challenge, ChallengeRequest, IssuedCertificate, Login, Profile, Regeneration,
+    Session, Status, Submit, activation_message, key_identifier, login_message, switched_message,
+};
+use rcgen::{CertificateParams, DistinguishedName, DnType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{Api, Retry, http_client, tls_trusting};
+use crate::check::{Usage, issued, pem_der};
+use crate::error::{ClientError, Result};
+use crate::journal::Journal;
+use crate::keys::{Confirm, confirm_and_delete};
+use crate::out::Out;
+use crate::token::{KeySet, Token, new_id, show_id};
+
+/// Label prefix of certificates the bank flow writes: `bank:<profile identifier>`, so the next
+/// regeneration finds its profile (the bank keeps a profile's identifier across key sets).
+pub const PROFILE_LABEL: &str = "bank:";
+
+/// How to reach the bank and what to do at the end.
+#[derive(Clone, Debug)]
+pub struct BankOptions {
+    /// API base URL, e.g. `https://127.0.0.1:9443`.
+    pub url: String,
+    /// The bank's root certificate (DER): trusted for TLS and for the issued certificate.
+    pub root: Vec<u8>,
+    /// A profile identifier, when the token holds several.
+    pub profile: Option<String>,
+    /// Journal folder.
+    pub state_dir: PathBuf,
+    /// Retries.
+    pub retry: Retry,
+    /// Pause between polls.
+    pub poll_every: Duration,
+    /// Give up polling after this long (the journal resumes later).
+    pub poll_for: Duration,
+    /// Deletion of the old key set.
+    pub confirm: Confirm,
+}
+
+/// Where a bank regeneration stands (the journal's content).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BankJournal {
+    /// The bank's profile identifier.
+    pub profile: String,
+    /// "Абонент".
+    pub subscriber: String,
+    /// `CKA_ID` of the current key set (hex in the file).
+    #[serde(with = "hex")]
+    pub old_id: Vec<u8>,
+    /// `CKA_ID` chosen for the new key set, written down before the key is generated (hex).
+    #[serde(with = "hex")]
+    pub new_id: Vec<u8>,
+    /// The step reached.
+    pub step: BankStep,
+    /// The regeneration's number at the bank.
+    pub regeneration: Option<u64>,
+    /// The CSR sent (kept so that a retry sends the same request).
+    pub csr: Option<String>,
+}
+
+/// Steps of Flow 1, in order.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum BankStep {
+    /// The key set to renew and the new `CKA_ID` are chosen.
+    Planned,
+    /// The new key pair is in the token.
+    KeyGenerated,
+    /// "Новый" at the bank.
+    Started,
+    /// The request was accepted by the bank.
+    Submitted,
+    /// The new certificate is on the token.
+    CertificateWritten,
+    /// The bank switched the profile to the new key set.
+    Activated,
+}
+
+/// What a finished regeneration produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct BankOutcome {
+    /// The profile.
+    pub profile: String,
+    /// The regeneration's number.
+    pub regeneration: u64,
+    /// The statuses seen, in order.
+    pub statuses: Vec<Status>,
+    /// The new certificate's serial.
+    pub new_serial: String,
+    /// The new key set.
+    pub new_id: String,
+    /// The old key set, and whether it was deleted.
+    pub old_id: String,
+    /// Whether the old key set was deleted.
+    pub old_deleted: bool,
+    /// Whether this run resumed an interrupted one.
+    pub resumed: bool,
+}
+
+/// A PKCS#10 request for `key` with CN = the subscriber, signed in the token.
+pub fn csr(key: &crate::p11::TokenKey, cn: &str) -> Result<String> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params
+        .serialize_request(key)
+        .and_then(|c| c.pem())
+        .map_err(|e| ClientError::Csr(e.to_string()))
+}
+
+/// Candidate profiles of a key set: the one its certificate label names, else its key's.
+fn profiles_of(set: &KeySet) -> Vec<String> {
+    let Some(c) = &set.certificate else {
+        return vec![];
+    };
+    let mut out = vec![];
+    if let Some(p) = c.label.strip_prefix(PROFILE_LABEL) {
+        out.push(p.to_owned());
+    }
+    out.push(key_identifier(&c.point));
+    out
+}
+
+/// Runs (or resumes) Flow 1 on a logged-in token.
+pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Result<BankOutcome> {
+    let lang = out.lang;
+    let q = format!("?lang={}", lang.code());
+    let mut api = Api::new(
+        "bank",
+        &opts.url,
+        http_client(tls_trusting(std::slice::from_ref(&opts.root))?, opts.retry),
+        opts.retry,
+    );
+    let journal = Journal::new(&opts.state_dir, &token.info().serial, "bank");
+    let sets = token.key_sets()?;
+    let (mut state, resumed) = match journal.load::<BankJournal>()? {
+        Some(j) => {
+            out.step(
+                "resume",
+                &out.words(
+                    &format!("Продолжаю прерванную регенерацию (шаг {:?})", j.step),
+                    &format!("Үзілген қайта шығаруды жалғастырамын ({:?})", j.step),
+                    &format!("Resuming the interrupted regeneration (step {:?})", j.step),
+                ),
+                json!({"step": j.step, "journal": journal.path()}),
+            );
+            (j, true)
+        }
+        None => (plan(&api, &sets, opts, out).await?, false),
+    };
+    if !resumed {
+        journal.save(&state)?;
+    }
+
+    // Step 2: login with the key set the bank currently knows.
+    let login_id = if state.step >= BankStep::Activated {
+        &state.new_id
+    } else {
+        &state.old_id
+    };
+    let login_set = token
+        .key_sets()?
+        .into_iter()
+        .find(|s| s.id_bytes == *login_id)
+        .and_then(|s| s.certificate.map(|c| (s.id_bytes, c)))
+        .ok_or_else(|| {
+            ClientError::NoKeySet(format!(
+                "key set {} of the regeneration in {} is gone from the token; move the journal away to start over",
+                show_id(login_id),
+                journal.path().display()
+            ))
+        })?;
+    let login_key = token.key(&login_set.0)?;
+    let challenge: Challenge = api
+        .post(
+            "the challenge",
+            "/api/v1/challenge",
+            &ChallengeRequest {
+                profile: state.profile.clone(),
+            },
+        )
+        .await?;
+    let cert_pem = pem::encode(&pem::Pem::new("CERTIFICATE", login_set.1.der.clone()));
+    let session: Session = api
+        .post(
+            "the login",
+            "/api/v1/login",
+            &Login {
+                profile: state.profile.clone(),
+                signature: hex::encode(login_key.sign(&login_message(&challenge.challenge))?),
+                challenge: challenge.challenge,
+                certificate: cert_pem,
+            },
+        )
+        .await?;
+    api.set_bearer(session.token);
+    for p in &session.critical {
+        out.step(
+            "banner",
+            &out.words(
+                &format!(
+                    "У Вас есть абоненты ЭЦП, профили которых имеют критический статус: {} — {} (осталось дней: {})",
+                    p.subscriber,
+                    p.status.label(Lang::Ru),
+                    p.days_left
+                ),
+                &format!(
+                    "Профильдері сыни күйдегі ЭЦҚ абоненттері бар: {} — {} (қалған күн: {})",
+                    p.subscriber,
+                    p.status.label(Lang::Kk),
+                    p.days_left
+                ),
+                &format!(
+                    "You have EDS subscribers whose profiles are critical: {} — {} ({} days left)",
+                    p.subscriber,
+                    p.status.label(Lang::En),
+                    p.days_left
+                ),
+            ),
+            json!({"profile": p.identifier, "status": p.status, "days_left": p.days_left}),
+        );
+    }
+    let mut statuses = vec![];
+    let profile = current_profile(&api, &state.profile, &q).await?;
+    show_status(out, &profile.status, &mut statuses);
+
+    // Step 3: "Новый" — the new key pair in the token (once), then the regeneration at the bank.
+    if state.step < BankStep::KeyGenerated {
+        if !token.has_key(&state.new_id)? {
+            token.generate(&state.new_id)?;
+        }
+        state.step = BankStep::KeyGenerated;
+        journal.save(&state)?;
+        out.step(
+            "key_generated",
+            &out.words(
+                &format!(
+                    "Новый комплект ключей создан на токене: {}",
+                    show_id(&state.new_id)
+                ),
+                &format!(
+                    "Жаңа кілттер жинағы токенде жасалды: {}",
+                    show_id(&state.new_id)
+                ),
+                &format!(
+                    "New key set generated on the token: {}",
+                    show_id(&state.new_id)
+                ),
+            ),
+            json!({"id": show_id(&state.new_id)}),
+        );
+    }
+    let new_key = token.key(&state.new_id)?;
+    if state.step < BankStep::Started {
+        let r: Regeneration = api
+            .post(
+                "\"Новый\"",
+                &format!("/api/v1/profiles/{}/regenerations{q}", state.profile),
+                &json!({}),
+            )
+            .await?;
+        state.regeneration = Some(r.id);
+        state.step = BankStep::Started;
+        journal.save(&state)?;
+        show_status(out, &r.status, &mut statuses);
+    }
+    let id = state.regeneration.unwrap_or_default();
+
+    // Step 4: the request of the new key, signed by the old key.
+    if state.step < BankStep::Submitted {
+        let csr_pem = match &state.csr {
+            Some(c) => c.clone(),
+            None => {
+                let c = csr(&new_key, &state.subscriber)?;
+                state.csr = Some(c.clone());
+                journal.save(&state)?;
+                c
+            }
+        };
+        let old_key = token.key(&state.old_id)?;
+        let signature = hex::encode(old_key.sign(&pem_der(&csr_pem)?)?);
+        out.step(
+            "submit",
+            &out.words(
+                "Отправить документ в банк → Подписать (старым ключом)",
+                "Құжатты банкке жіберу → Қол қою (ескі кілтпен)",
+                "Send the document to the bank → Sign (with the old key)",
+            ),
+            json!({}),
+        );
+        let r: Regeneration = api
+            .post(
+                "the request",
+                &format!("/api/v1/regenerations/{id}/submit{q}"),
+                &Submit {
+                    csr: csr_pem,
+                    signature,
+                },
+            )
+            .await?;
+        state.step = BankStep::Submitted;
+        journal.save(&state)?;
+        show_status(out, &r.status, &mut statuses);
+    }
+
+    // Step 5: the bank processes; poll like the page's refresh.
+    let mut r: Regeneration = api
+        .get(
+            "the regeneration",
+            &format!("/api/v1/regenerations/{id}{q}"),
+        )
+        .await?;
+    if r.status == Status::AcceptedByBank {
+        let bar = out.spinner(&out.words(
+            "Ожидание обработки запроса банком…",
+            "Банктің өңдеуін күту…",
+            "Waiting for the bank to process the request…",
+        ));
+        let start = Instant::now();
+        while r.status == Status::AcceptedByBank {
+            if start.elapsed() > opts.poll_for {
+                bar.finish_and_clear();
+                return Err(ClientError::Unreachable {
+                    server: "bank",
+                    url: opts.url.clone(),
+                    reason: format!(
+                        "the request is still \"{}\" after {} s; rerun later: the journal resumes",
+                        r.status.label(out.lang),
+                        opts.poll_for.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(opts.poll_every).await;
+            r = api
+                .get(
+                    "the regeneration",
+                    &format!("/api/v1/regenerations/{id}{q}"),
+                )
+                .await?;
+        }
+        bar.finish_and_clear();
+    }
+    if r.status == Status::Rejected {
+        show_status(out, &r.status, &mut statuses);
+        // The new key set has no certificate and never will: remove it, end the journal.
+        token.delete_set(&state.new_id)?;
+        journal.finish()?;
+        return Err(ClientError::Rejected(
+            r.reason.unwrap_or_else(|| "no reason given".into()),
+        ));
+    }
+
+    // Step 6: "Получить сертификат (ключ)", checked, written next to the new key.
+    if state.step < BankStep::CertificateWritten {
+        show_status(out, &r.status, &mut statuses);
+        let cert: IssuedCertificate = api
+            .get(
+                "the certificate",
+                &format!("/api/v1/regenerations/{id}/certificate{q}"),
+            )
+            .await?;
+        let der = pem_der(&cert.certificate)?;
+        let info = issued(
+            &der,
+            &cert.chain,
+            &opts.root,
+            new_key.public_point(),
+            Usage::Signing,
+        )?;
+        token.write_certificate(
+            &state.new_id,
+            &der,
+            &format!("{PROFILE_LABEL}{}", state.profile),
+        )?;
+        state.step = BankStep::CertificateWritten;
+        journal.save(&state)?;
+        out.step(
+            "certificate_written",
+            &out.words(
+                &format!(
+                    "Получить сертификат (ключ): сертификат {} записан на токен",
+                    info.serial
+                ),
+                &format!(
+                    "Сертификатты алу (кілт): {} сертификаты токенге жазылды",
+                    info.serial
+                ),
+                &format!(
+                    "Get the certificate (key): certificate {} written to the token",
+                    info.serial
+                ),
+            ),
+            json!({"serial": info.serial, "not_after": info.not_after}),
+        );
+    }
+
+    // Step 7: "Продолжить" — activation proved by the new key.
+    if state.step < BankStep::Activated {
+        let serial = r.new_serial.clone().unwrap_or_default();
+        let r: Regeneration = api
+            .post(
+                "the activation",
+                &format!("/api/v1/regenerations/{id}/activate{q}"),
+                &Activate {
+                    signature: hex::encode(new_key.sign(&activation_message(id, &serial))?),
+                },
+            )
+            .await?;
+        state.step = BankStep::Activated;
+        journal.save(&state)?;
+        show_status(out, &r.status, &mut statuses);
+        out.step(
+            "switched",
+            &r.message
+                .clone()
+                .unwrap_or_else(|| switched_message(lang).to_owned()),
+            json!({}),
+        );
+    }
+
+    // Step 8: the old key set goes — only now, after the bank switched.
+    let old = show_id(&state.old_id);
+    let new_serial = r.new_serial.clone().unwrap_or_default();
+    let deleted = if token.has_key(&state.old_id)? {
+        confirm_and_delete(token, &state.old_id, &opts.confirm, out)?
+    } else {
+        true
+    };
+    out.step(
+        if deleted { "old_deleted" } else { "old_kept" },
+        &if deleted {
+            out.words(
+                &format!("Старый комплект ключей {} удалён", old),
+                &format!("Ескі кілттер жинағы {} жойылды", old),
+                &format!("Old key set {} deleted", old),
+            )
+        } else {
+            out.words(
+                &format!(
+                    "Старый комплект ключей {} оставлен; удалить: kilt keys delete --id {}",
+                    old, old
+                ),
+                &format!(
+                    "Ескі кілттер жинағы {} қалдырылды; жою: kilt keys delete --id {}",
+                    old, old
+                ),
+                &format!(
+                    "Old key set {} kept; delete it later with kilt keys delete --id {}",
+                    old, old
+                ),
+            )
+        },
+        json!({"id": old}),
+    );
+    journal.finish()?;
+    Ok(BankOutcome {
+        profile: state.profile,
+        regeneration: id,
+        statuses,
+        new_serial,
+        new_id: show_id(&state.new_id),
+        old_id: old,
+        old_deleted: deleted,
+        resumed,
+    })
+}
+
+fn show_status(out: &Out, status: &Status, seen: &mut Vec<Status>) {
+    if seen.last() == Some(status) {
+        return;
+    }
+    seen.push(*status);
+    out.step(
+        "status",
+        &out.words(
+            &format!("Статус: {}", status.label(Lang::Ru)),
+            &format!("Күйі: {}", status.label(Lang::Kk)),
+            &format!("Status: {}", status.label(Lang::En)),
+        ),
+        json!({"status": status}),
+    );
+}
+
+async fn current_profile(api: &Api, id: &str, q: &str) -> Result<Profile> {
+    let profiles: Vec<Profile> = api
+        .get("the profiles", &format!("/api/v1/profiles{q}"))
+        .await?;
+    profiles
+        .into_iter()
+        .find(|p| p.identifier == id)
+        .ok_or_else(|| ClientError::Malformed {
+            server: "bank",
+            what: "the profiles",
+            reason: format!("profile {id} is missing from the list"),
+        })
+}
+
+/// Step 1: which key set the bank knows, checked for expiry; the new `CKA_ID` chosen.
+async fn plan(api: &Api, sets: &[KeySet], opts: &BankOptions, out: &Out) -> Result<BankJournal> {
+    for set in sets {
+        let Some(cert) = &set.certificate else {
+            continue;
+        };
+        for profile in profiles_of(set) {
+            if opts.profile.as_ref().is_some_and(|p| *p != profile) {
+                continue;
+            }
+            let probe: Result<Challenge> = api
+                .post(
+                    "the challenge",
+                    "/api/v1/challenge",
+                    &ChallengeRequest {
+                        profile: profile.clone(),
+                    },
+                )
+                .await;
+            match probe {
+                Ok(_) => {}
+                Err(ClientError::Refused { status: 404, .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            if cert.days_left < 0 {
+                return Err(ClientError::Expired {
+                    serial: cert.serial.clone(),
+                    not_after: cert.not_after.clone(),
+                    issuer: "bank",
+                });
+            }
+            out.step(
+                "key_set",
+                &out.words(
+                    &format!(
+                        "Профиль {profile}: абонент {}, сертификат {} до {} (осталось дней: {})",
+                        cert.subject, cert.serial, cert.not_after, cert.days_left
+                    ),
+                    &format!(
+                        "Профиль {profile}: абонент {}, сертификат {} {} дейін (қалған күн: {})",
+                        cert.subject, cert.serial, cert.not_after, cert.days_left
+                    ),
+                    &format!(
+                        "Profile {profile}: subscriber {}, certificate {} until {} ({} days left)",
+                        cert.subject, cert.serial, cert.not_after, cert.days_left
+                    ),
+                ),
+                json!({"profile": profile, "id": set.id, "serial": cert.serial, "days_left": cert.days_left}),
+            );
+            return Ok(BankJournal {
+                profile,
+                subscriber: cert.subject.clone(),
+                old_id: set.id_bytes.clone(),
+                new_id: new_id("bank").into_bytes(),
+                step: BankStep::Planned,
+                regeneration: None,
+                csr: None,
+            });
+        }
+    }
+    Err(ClientError::NoKeySet(format!(
+        "no key set on the token has a certificate of a profile the bank at {} knows{}; check --bank-url and the token",
+        opts.url,
+        opts.profile
+            .as_ref()
+            .map(|p| format!(" (asked for profile {p})"))
+            .unwrap_or_default()
+    )))
+}
