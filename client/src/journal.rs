@@ -27,6 +27,21 @@ pub fn default_dir() -> PathBuf {
         .join("kilt")
 }
 
+static SAVES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Fault injection for crash-safety testing, like the emulator's `KILT_FAULTS`:
+/// `KILT_CRASH_AT=before:N` or `after:N` kills the process (abort, no clean-up) just before or
+/// just after the N-th journal write of this process — the points where a step's effect and
+/// its record can part.
+fn crash_point(when: &str, n: u32) {
+    if let Ok(spec) = std::env::var("KILT_CRASH_AT")
+        && spec.split_once(':') == Some((when, n.to_string().as_str()))
+    {
+        eprintln!("kilt: KILT_CRASH_AT={spec}: crashing on purpose");
+        std::process::abort();
+    }
+}
+
 /// One journal file.
 #[derive(Clone, Debug)]
 pub struct Journal {
@@ -73,6 +88,14 @@ impl Journal {
 
     /// Records `state`, durably.
     pub fn save<T: Serialize>(&self, state: &T) -> Result<()> {
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        crash_point("before", n);
+        self.write(state)?;
+        crash_point("after", n);
+        Ok(())
+    }
+
+    fn write<T: Serialize>(&self, state: &T) -> Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
         let tmp = self.path.with_extension("json.tmp");

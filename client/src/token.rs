@@ -258,17 +258,26 @@ pub fn tokens(pkcs11: &Pkcs11, module: &Path) -> Result<Vec<TokenInfo>> {
     Ok(out)
 }
 
-/// The kilt emulator keeps exact counters (as the JaCarta does behind its vendor API); read
-/// them from its store when the module is kilt's. Other modules only have §5.5's flags.
+/// The kilt emulator keeps exact counters (as the JaCarta does behind its vendor API); its
+/// `kilt-token slots --json`, found beside the module, tells them. It runs as another process
+/// on purpose: opening the token files through the emulator library in a process that has the
+/// module loaded would put two SQLite copies on one file, and POSIX locks are per process
+/// (SQLite's "How To Corrupt" §2.2) — the module's writes were lost that way. Other modules only
+/// have PKCS#11 §5.5's flags.
 fn exact_tries(module: &Path, info: &TokenInfo) -> Option<u32> {
     let name = module.file_name()?.to_string_lossy();
     if !name.starts_with("libkilt_pkcs11") {
         return None;
     }
-    let config = kilt_emulator::Config::from_env().ok()?;
-    let emu = kilt_emulator::Emulator::new(config).ok()?;
-    let t = emu.token_info(info.slot).ok()?;
-    (t.serial == info.serial).then_some(t.user_pin.tries_left)
+    let tool = module.parent()?.join("kilt-token");
+    let out = std::process::Command::new(tool)
+        .args(["slots", "--json"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let slots: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+    let slot = slots.iter().find(|s| s["serial"] == info.serial.as_str())?;
+    slot["user_pin_tries_left"].as_u64().map(|n| n as u32)
 }
 
 impl Token {
