@@ -1,0 +1,125 @@
+//! Fault schedules (proptest): the client is killed at random points of both flows — just
+//! before or just after one of its journal writes, where a step's effect and its record can
+//! part — and rerun until each flow finishes. Invariants after every crash: the bank's active
+//! certificate is on the token with its key (the customer can always log in); at the end: each
+//! flow finished once, exactly one key set per purpose (bank, AUTH, SIGN), all with fresh
+//! certificates, no stray keys, and nothing left in the journal.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+
+#[derive(Clone, Copy, Debug)]
+enum Flow {
+    Ca,
+    Bank,
+}
+
+fn norm(serial: &str) -> String {
+    serial.to_lowercase().trim_start_matches('0').to_owned()
+}
+
+fn check_bank_key_on_token(w: &World) {
+    let active = norm(&w.bank.bank().signature_params(&w.profile).unwrap().serial);
+    let sets = w.key_sets();
+    assert!(
+        sets.iter().any(|s| s["certificate"]["serial"]
+            .as_str()
+            .is_some_and(|c| norm(c) == active)),
+        "the bank's active certificate {active} is not on the token: {sets:?}"
+    );
+}
+
+/// Wipes the token (the child reuses one token across cases).
+fn wipe(module: &std::path::Path) {
+    let token = open(module);
+    for s in token.key_sets().unwrap() {
+        token.delete_set(&s.id_bytes).unwrap();
+    }
+}
+
+fn case(module: &std::path::Path, schedule: &[(Flow, bool, u32)]) {
+    wipe(module);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let w = rt.block_on(world(module.to_path_buf(), 20, |_| {}, |_| {}));
+    let mut done = [false, false];
+    for &(flow, before, n) in schedule {
+        let i = flow as usize;
+        if done[i] {
+            continue;
+        }
+        let at = format!("{}:{n}", if before { "before" } else { "after" });
+        let run = match flow {
+            Flow::Ca => w.regen_ca(&[("KILT_CRASH_AT", &at)]),
+            Flow::Bank => w.regen_bank(&[("KILT_CRASH_AT", &at)]),
+        };
+        match run.code {
+            Some(0) => done[i] = true,
+            None => {} // killed on purpose
+            other => panic!("{flow:?} crashed at {at} then failed with {other:?}: {run:?}"),
+        }
+        check_bank_key_on_token(&w);
+    }
+    for (i, flow) in [Flow::Ca, Flow::Bank].into_iter().enumerate() {
+        if !done[i] {
+            let run = match flow {
+                Flow::Ca => w.regen_ca(&[]),
+                Flow::Bank => w.regen_bank(&[]),
+            };
+            assert!(run.ok(), "{flow:?} after {schedule:?}: {run:?}");
+        }
+    }
+    let sets = w.key_sets();
+    let mut prefixes: Vec<&str> = sets
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().split('-').next().unwrap())
+        .collect();
+    prefixes.sort();
+    assert_eq!(prefixes, ["auth", "bank", "sign"], "{schedule:?}: {sets:?}");
+    for s in &sets {
+        assert!(
+            s["certificate"]["days_left"].as_i64().unwrap_or(-1) > 300,
+            "{schedule:?}: {s}"
+        );
+        assert!(
+            !s["id"].as_str().unwrap().ends_with("-1"),
+            "{schedule:?}: {s}"
+        );
+    }
+    check_bank_key_on_token(&w);
+    assert_eq!(std::fs::read_dir(w.path("state")).unwrap().count(), 0);
+    rt.block_on(async {
+        w.ca.shutdown().await;
+        w.bank.shutdown().await;
+    });
+}
+
+fn step() -> impl Strategy<Value = (Flow, bool, u32)> {
+    (
+        prop_oneof![Just(Flow::Ca), Just(Flow::Bank)],
+        any::<bool>(),
+        1u32..=7,
+    )
+}
+
+/// Child: the proptest itself (the module reads the token folder from the environment).
+#[test]
+#[ignore = "entry point of the child processes the other tests start"]
+fn child_fault_schedules() {
+    let Some(module) = module() else { return };
+    let config = ProptestConfig {
+        cases: 12,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(schedule in proptest::collection::vec(step(), 1..=4))| {
+        case(&module, &schedule);
+    });
+    println!("{}", kilt_test_support::CHILD_OK);
+}
+
+#[test]
+fn killed_at_any_step_the_rerun_resumes_and_ends_with_one_key_set_each() {
+    with_kilt_token("child_fault_schedules");
+}
