@@ -168,47 +168,39 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
         journal.save(&state)?;
     }
 
-    // Step 2: login with the key set the bank currently knows.
-    let login_id = if state.step >= BankStep::Activated {
-        &state.new_id
-    } else {
-        &state.old_id
+    // Step 2: login with the key set the bank currently knows. Once the new certificate is on
+    // the token the bank may already have switched (a crash right after "Продолжить" loses
+    // only the journal's record of it): then the old set is refused as retired, and the new
+    // one is the way in.
+    let candidates: Vec<&Vec<u8>> = match state.step {
+        BankStep::Activated => vec![&state.new_id],
+        BankStep::CertificateWritten => vec![&state.old_id, &state.new_id],
+        _ => vec![&state.old_id],
     };
-    let login_set = token
-        .key_sets()?
-        .into_iter()
-        .find(|s| s.id_bytes == *login_id)
-        .and_then(|s| s.certificate.map(|c| (s.id_bytes, c)))
-        .ok_or_else(|| {
-            ClientError::NoKeySet(format!(
-                "key set {} of the regeneration in {} is gone from the token; move the journal away to start over",
-                show_id(login_id),
-                journal.path().display()
-            ))
-        })?;
-    let login_key = token.key(&login_set.0)?;
-    let challenge: Challenge = api
-        .post(
-            "the challenge",
-            "/api/v1/challenge",
-            &ChallengeRequest {
-                profile: state.profile.clone(),
-            },
-        )
-        .await?;
-    let cert_pem = pem::encode(&pem::Pem::new("CERTIFICATE", login_set.1.der.clone()));
-    let session: Session = api
-        .post(
-            "the login",
-            "/api/v1/login",
-            &Login {
-                profile: state.profile.clone(),
-                signature: hex::encode(login_key.sign(&login_message(&challenge.challenge))?),
-                challenge: challenge.challenge,
-                certificate: cert_pem,
-            },
-        )
-        .await?;
+    let sets = token.key_sets()?;
+    let mut session = None;
+    for (i, id) in candidates.iter().enumerate() {
+        let set = sets
+            .iter()
+            .find(|s| s.id_bytes == **id)
+            .and_then(|s| s.certificate.as_ref().map(|c| (s.id_bytes.clone(), c)))
+            .ok_or_else(|| {
+                ClientError::NoKeySet(format!(
+                    "key set {} of the regeneration in {} is gone from the token; move the journal away to start over",
+                    show_id(id),
+                    journal.path().display()
+                ))
+            })?;
+        match login(&api, token, &state.profile, &set.0, &set.1.der).await {
+            Err(ClientError::Refused { status: 403, .. }) if i + 1 < candidates.len() => continue,
+            other => {
+                session = Some(other?);
+                break;
+            }
+        }
+    }
+    let session =
+        session.ok_or_else(|| ClientError::NoKeySet("no key set to log in with".into()))?;
     api.set_bearer(session.token);
     for p in &session.critical {
         out.step(
@@ -479,6 +471,31 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
         old_deleted: deleted,
         resumed,
     })
+}
+
+/// Login: the bank's one-time challenge signed by the key set `id` (DESIGN.md Flow 1 step 2).
+async fn login(api: &Api, token: &Token, profile: &str, id: &[u8], cert: &[u8]) -> Result<Session> {
+    let key = token.key(id)?;
+    let challenge: Challenge = api
+        .post(
+            "the challenge",
+            "/api/v1/challenge",
+            &ChallengeRequest {
+                profile: profile.to_owned(),
+            },
+        )
+        .await?;
+    api.post(
+        "the login",
+        "/api/v1/login",
+        &Login {
+            profile: profile.to_owned(),
+            signature: hex::encode(key.sign(&login_message(&challenge.challenge))?),
+            challenge: challenge.challenge,
+            certificate: pem::encode(&pem::Pem::new("CERTIFICATE", cert.to_vec())),
+        },
+    )
+    .await
 }
 
 fn show_status(out: &Out, status: &Status, seen: &mut Vec<Status>) {

@@ -98,3 +98,60 @@ pub fn confirm_and_delete(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::CertInfo;
+
+    fn set(id: &str, days_left: Option<i64>) -> KeySet {
+        KeySet {
+            id: id.into(),
+            id_bytes: id.as_bytes().to_vec(),
+            label: id.into(),
+            point: vec![],
+            certificate: days_left.map(|d| CertInfo {
+                serial: "01".into(),
+                subject: "s".into(),
+                issuer: "i".into(),
+                not_before: String::new(),
+                not_after: String::new(),
+                days_left: d,
+                client_auth: false,
+                label: String::new(),
+                der: vec![],
+                point: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn keeps_the_only_valid_set_and_what_a_regeneration_needs() {
+        let sets = [
+            set("old", Some(10)),
+            set("new", Some(365)),
+            set("bare", None),
+        ];
+        assert_eq!(refusal(&sets, b"old", &[]), None);
+        assert_eq!(refusal(&sets, b"bare", &[]), None);
+        let only = [
+            set("old", Some(10)),
+            set("expired", Some(-3)),
+            set("bare", None),
+        ];
+        assert!(refusal(&only, b"old", &[]).unwrap().contains("only one"));
+        // An expired set may go even when nothing else is valid: it is usable by no one.
+        assert_eq!(refusal(&only, b"expired", &[]), None);
+        let pending = vec![b"new".to_vec()];
+        assert!(
+            refusal(&sets, b"new", &pending)
+                .unwrap()
+                .contains("unfinished")
+        );
+        assert!(
+            refusal(&sets, b"ghost", &[])
+                .unwrap()
+                .contains("no key set")
+        );
+    }
+}

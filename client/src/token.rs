@@ -64,7 +64,7 @@ impl Selector {
             parts.push(format!("serial {s:?}"));
         }
         if parts.is_empty() {
-            "any token".into()
+            "(no --token, --serial or --uri given)".into()
         } else {
             parts.join(", ")
         }

@@ -113,7 +113,15 @@ fn child_fault_schedules() {
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    proptest!(config, |(schedule in proptest::collection::vec(step(), 1..=4))| {
+    // Every single crash point once, deterministically; then random schedules of several.
+    for flow in [Flow::Ca, Flow::Bank] {
+        for before in [true, false] {
+            for n in 1..=7 {
+                case(&module, &[(flow, before, n)]);
+            }
+        }
+    }
+    proptest!(config, |(schedule in proptest::collection::vec(step(), 2..=4))| {
         case(&module, &schedule);
     });
     println!("{}", kilt_test_support::CHILD_OK);

@@ -114,6 +114,31 @@ async fn child_refusals() {
     }
     assert_eq!(tokio::task::block_in_place(|| w.key_sets()), before);
 
+    // A bank that does not answer: retried, then one line saying so; nothing changes.
+    let root = w.path("bank-root.pem");
+    let run = tokio::task::block_in_place(|| {
+        w.kilt(
+            &[
+                "regen",
+                "bank",
+                "--bank-url",
+                "https://127.0.0.1:1",
+                "--bank-root",
+                root.to_str().unwrap(),
+            ],
+            &[],
+        )
+    });
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("cannot reach the bank at https://127.0.0.1:1"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("after 6 tries"), "{}", run.stderr);
+    assert_eq!(tokio::task::block_in_place(|| w.key_sets()), before);
+
     let wrong = |n: usize| {
         let run = tokio::task::block_in_place(|| w.kilt(&["status"], &[(PIN_VAR, "0000000000")]));
         assert_eq!(run.code, Some(1), "try {n}: {run:?}");
