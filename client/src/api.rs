@@ -120,6 +120,38 @@ impl Api {
             .map_err(|e| self.unreachable(e))
     }
 
+    /// Polls `path` every `every` while `waiting(&current)`, with `bar` spinning, as the
+    /// seeds' pages are refreshed while a request is processed. After `limit` it gives up with
+    /// `still(&current)` + "after N s": the journal lets a later rerun wait on.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn poll_while<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        path: &str,
+        mut current: T,
+        waiting: impl Fn(&T) -> bool,
+        still: impl Fn(&T) -> String,
+        every: Duration,
+        limit: Duration,
+        bar: indicatif::ProgressBar,
+    ) -> Result<T> {
+        let start = std::time::Instant::now();
+        while waiting(&current) {
+            if start.elapsed() > limit {
+                bar.finish_and_clear();
+                return Err(self.unreachable(format!(
+                    "{} after {} s; rerun later: the journal resumes",
+                    still(&current),
+                    limit.as_secs()
+                )));
+            }
+            tokio::time::sleep(every).await;
+            current = self.get(what, path).await?;
+        }
+        bar.finish_and_clear();
+        Ok(current)
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         what: &'static str,

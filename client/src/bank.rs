@@ -8,7 +8,7 @@
 //! resumable.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kilt_protocol::Lang;
 use kilt_protocol::bank::{
@@ -312,42 +312,28 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
     }
 
     // Step 5: the bank processes; poll like the page's refresh.
-    let mut r: Regeneration = api
-        .get(
-            "the regeneration",
-            &format!("/api/v1/regenerations/{id}{q}"),
-        )
-        .await?;
-    if r.status == Status::AcceptedByBank {
+    let path = format!("/api/v1/regenerations/{id}{q}");
+    let r: Regeneration = api.get("the regeneration", &path).await?;
+    let r = if r.status == Status::AcceptedByBank {
         let bar = out.spinner(&out.words(
             "Ожидание обработки запроса банком…",
             "Банктің өңдеуін күту…",
             "Waiting for the bank to process the request…",
         ));
-        let start = Instant::now();
-        while r.status == Status::AcceptedByBank {
-            if start.elapsed() > opts.poll_for {
-                bar.finish_and_clear();
-                return Err(ClientError::Unreachable {
-                    server: "bank",
-                    url: opts.url.clone(),
-                    reason: format!(
-                        "the request is still \"{}\" after {} s; rerun later: the journal resumes",
-                        r.status.label(out.lang),
-                        opts.poll_for.as_secs()
-                    ),
-                });
-            }
-            tokio::time::sleep(opts.poll_every).await;
-            r = api
-                .get(
-                    "the regeneration",
-                    &format!("/api/v1/regenerations/{id}{q}"),
-                )
-                .await?;
-        }
-        bar.finish_and_clear();
-    }
+        api.poll_while(
+            "the regeneration",
+            &path,
+            r,
+            |r| r.status == Status::AcceptedByBank,
+            |r| format!("the request is still \"{}\"", r.status.label(out.lang)),
+            opts.poll_every,
+            opts.poll_for,
+            bar,
+        )
+        .await?
+    } else {
+        r
+    };
     if r.status == Status::Rejected {
         show_status(out, &r.status, &mut statuses);
         // The new key set has no certificate and never will: remove it, end the journal.

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kilt_protocol::Lang;
 use kilt_protocol::ca::{
@@ -235,33 +235,26 @@ pub async fn reissue(token: &mut Token, opts: &CaOptions, out: &Out) -> Result<C
         state.step = CaStep::Submitted;
         journal.save(&state)?;
     }
-    if matches!(request.status, RequestStatus::New | RequestStatus::Approved) {
+    let pending = |r: &Request| matches!(r.status, RequestStatus::New | RequestStatus::Approved);
+    if pending(&request) {
         let bar = out.spinner(&out.words(
             "Ожидание рассмотрения запроса в УЦ…",
             "КО сұранысты қарауын күту…",
             "Waiting for the CA to process the request…",
         ));
-        let start = Instant::now();
-        while matches!(request.status, RequestStatus::New | RequestStatus::Approved) {
-            if start.elapsed() > opts.poll_for {
-                bar.finish_and_clear();
-                return Err(ClientError::Unreachable {
-                    server: "CA",
-                    url: opts.url.clone(),
-                    reason: format!(
-                        "request {} is still \"{}\" after {} s; rerun later: the journal resumes",
-                        request.id,
-                        request.status.label(out.lang),
-                        opts.poll_for.as_secs()
-                    ),
-                });
-            }
-            tokio::time::sleep(opts.poll_every).await;
-            request = api
-                .get("the request", &format!("/api/v1/requests/{}", request.id))
-                .await?;
-        }
-        bar.finish_and_clear();
+        let path = format!("/api/v1/requests/{}", request.id);
+        request = api
+            .poll_while(
+                "the request",
+                &path,
+                request,
+                pending,
+                |r| format!("request {} is still \"{}\"", r.id, r.status.label(out.lang)),
+                opts.poll_every,
+                opts.poll_for,
+                bar,
+            )
+            .await?;
     }
     out.step(
         "request_status",

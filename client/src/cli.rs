@@ -204,16 +204,21 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| ClientError::Demo(format!("cannot start the async runtime: {e}")))
 }
 
+/// The emulator's module, found as `kilt-token module-path` finds it.
+fn default_module() -> Result<PathBuf> {
+    kilt_emulator::cli::module_path().map_err(|e| ClientError::Module {
+        path: "libkilt_pkcs11.so".into(),
+        reason: e.to_string(),
+    })
+}
+
 /// The module and the token the global options name.
 fn selection(g: &Global) -> Result<(PathBuf, Selector, PinSource)> {
     let uri: Option<Pkcs11Uri> = g.uri.as_deref().map(str::parse).transpose()?;
     let module = match (&g.module, uri.as_ref().and_then(|u| u.module_path.clone())) {
         (Some(m), _) => m.clone(),
         (None, Some(m)) => m,
-        (None, None) => kilt_emulator::cli::module_path().map_err(|e| ClientError::Module {
-            path: "libkilt_pkcs11.so".into(),
-            reason: e.to_string(),
-        })?,
+        (None, None) => default_module()?,
     };
     let pin = match uri.as_ref().and_then(|u| u.pin_source.clone()) {
         // RFC 7512 §2.3: pin-source names a file.
@@ -260,6 +265,7 @@ fn run(cli: Cli, out: Out) -> Result<()> {
             let (module, selector, pin) = selection(&g)?;
             let mut token = Token::open(&module, &selector)?;
             token.login(&pin, &mut |n| out.notice(n))?;
+            token.refresh()?;
             status(&token, &state_dir, &out)
         }
         Command::Keys {
@@ -469,10 +475,7 @@ fn readers(wait: Option<u64>, any: bool, out: &Out) -> Result<()> {
 fn demo(g: &Global, mut out: Out, keep: Option<PathBuf>, inner: Option<PathBuf>) -> Result<()> {
     let module = match &g.module {
         Some(m) => m.clone(),
-        None => kilt_emulator::cli::module_path().map_err(|e| ClientError::Module {
-            path: "libkilt_pkcs11.so".into(),
-            reason: e.to_string(),
-        })?,
+        None => default_module()?,
     };
     out.bilingual = !out.json && out.lang != Lang::En;
     if let Some(root) = inner {

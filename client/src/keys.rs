@@ -8,6 +8,8 @@ use std::path::Path;
 
 use kilt_emulator::PinSource;
 
+use crate::bank::BankJournal;
+use crate::ca::CaJournal;
 use crate::error::{ClientError, Result};
 use crate::journal::Journal;
 use crate::out::Out;
@@ -47,21 +49,13 @@ pub fn refusal(sets: &[KeySet], id: &[u8], pending: &[Vec<u8>]) -> Option<String
 /// The `CKA_ID`s unfinished journals of this token still need.
 pub fn pending_ids(dir: &Path, serial: &str) -> Result<Vec<Vec<u8>>> {
     let mut ids = vec![];
-    for flow in ["bank", "ca"] {
-        if let Some(v) = Journal::new(dir, serial, flow).load::<serde_json::Value>()? {
-            for key in [
-                "old_id", "new_id", "old_auth", "old_sign", "new_auth", "new_sign",
-            ] {
-                if let Some(id) = v
-                    .get(key)
-                    .and_then(|s| s.as_str())
-                    .and_then(|s| hex::decode(s).ok())
-                {
-                    ids.push(id);
-                }
-            }
-        }
+    if let Some(j) = Journal::new(dir, serial, "bank").load::<BankJournal>()? {
+        ids.extend([j.old_id, j.new_id]);
     }
+    if let Some(j) = Journal::new(dir, serial, "ca").load::<CaJournal>()? {
+        ids.extend([j.old_auth, j.old_sign, j.new_auth, j.new_sign]);
+    }
+    ids.retain(|id| !id.is_empty());
     Ok(ids)
 }
 

@@ -230,8 +230,8 @@ pub fn load(module: &Path) -> Result<Pkcs11> {
     }
 }
 
-/// Every token present in the module's slots.
-pub fn tokens(pkcs11: &Pkcs11, module: &Path) -> Result<Vec<TokenInfo>> {
+/// Every token present in the module's slots (without exact tries: see [`Token::refresh`]).
+pub fn tokens(pkcs11: &Pkcs11) -> Result<Vec<TokenInfo>> {
     let mut out = vec![];
     for slot in pkcs11.get_slots_with_token().map_err(ck("C_GetSlotList"))? {
         let Ok(t) = pkcs11.get_token_info(slot) else {
@@ -240,7 +240,7 @@ pub fn tokens(pkcs11: &Pkcs11, module: &Path) -> Result<Vec<TokenInfo>> {
         if !t.token_initialized() {
             continue;
         }
-        let mut info = TokenInfo {
+        out.push(TokenInfo {
             slot: slot.id(),
             label: t.label().trim_end().to_owned(),
             serial: t.serial_number().trim_end().to_owned(),
@@ -251,9 +251,7 @@ pub fn tokens(pkcs11: &Pkcs11, module: &Path) -> Result<Vec<TokenInfo>> {
             pin_final_try: t.user_pin_final_try(),
             pin_locked: t.user_pin_locked(),
             pin_tries_left: None,
-        };
-        info.pin_tries_left = exact_tries(module, &info);
-        out.push(info);
+        });
     }
     Ok(out)
 }
@@ -284,7 +282,7 @@ impl Token {
     /// Loads `module` and opens the one token `selector` names.
     pub fn open(module: &Path, selector: &Selector) -> Result<Token> {
         let pkcs11 = load(module)?;
-        let all = tokens(&pkcs11, module)?;
+        let all = tokens(&pkcs11)?;
         let mut found: Vec<TokenInfo> = all
             .iter()
             .filter(|t| selector.matches(t))
@@ -334,10 +332,13 @@ impl Token {
         &self.info
     }
 
-    /// The token's info read again (PIN flags change with every login).
+    /// The token's info read again (PIN flags change with every login), with the exact tries
+    /// left where the token tells them — asked only here, when they are shown, because for kilt
+    /// tokens it costs a `kilt-token` process.
     pub fn refresh(&mut self) -> Result<&TokenInfo> {
-        let all = tokens(&self.pkcs11, &self.module)?;
-        if let Some(t) = all.into_iter().find(|t| t.slot == self.info.slot) {
+        let all = tokens(&self.pkcs11)?;
+        if let Some(mut t) = all.into_iter().find(|t| t.slot == self.info.slot) {
+            t.pin_tries_left = exact_tries(&self.module, &t);
             self.info = t;
         }
         Ok(&self.info)

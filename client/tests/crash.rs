@@ -16,10 +16,6 @@ enum Flow {
     Bank,
 }
 
-fn norm(serial: &str) -> String {
-    serial.to_lowercase().trim_start_matches('0').to_owned()
-}
-
 fn check_bank_key_on_token(w: &World) {
     let active = norm(&w.bank.bank().signature_params(&w.profile).unwrap().serial);
     let sets = w.key_sets();

@@ -8,10 +8,6 @@ use common::*;
 use kilt_protocol::Lang;
 use kilt_protocol::bank::Status;
 
-fn norm(serial: &str) -> String {
-    serial.to_lowercase().trim_start_matches('0').to_owned()
-}
-
 /// Child: Flow 2 then Flow 1, and what the token and the servers hold afterwards.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "entry point of the child processes the other tests start"]

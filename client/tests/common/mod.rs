@@ -73,6 +73,11 @@ pub async fn world(
     }
 }
 
+/// A serial as hex without case or leading zeros, to compare the bank's form with the token's.
+pub fn norm(serial: &str) -> String {
+    serial.to_lowercase().trim_start_matches('0').to_owned()
+}
+
 /// The result of one `kilt` run: exit code, JSON events, stderr.
 #[derive(Debug)]
 pub struct Run {
