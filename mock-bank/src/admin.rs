@@ -9,9 +9,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use kilt_mock_ca::web::ApiJson;
-use kilt_protocol::Faults;
 use kilt_protocol::bank::{NewSubscriber, Reject};
 use kilt_protocol::ca::ClockShift;
+use kilt_protocol::{Approval, Faults};
 use serde::Deserialize;
 
 use crate::error::{BankError, Result};
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/regenerations/{id}/reject", post(reject))
         .route("/admin/clock", get(clock).post(shift_clock))
         .route("/admin/faults", get(faults).put(set_faults))
+        .route("/admin/approval", get(approval).put(set_approval))
         .route("/operator", get(operator_page))
         .route("/operator/regenerations/{id}", post(operator_action))
         .route("/openapi.json", get(openapi))
@@ -194,4 +195,17 @@ async fn operator_action(
         other => return Err(BankError::InvalidInput(format!("unknown action {other:?}"))),
     };
     Ok(Redirect::to(&format!("/operator?lang={}", lang.code())).into_response())
+}
+
+async fn approval(State(state): State<AppState>) -> Json<Approval> {
+    Json(state.bank.approval())
+}
+
+async fn set_approval(
+    State(state): State<AppState>,
+    ApiJson(approval): ApiJson<Approval>,
+) -> Json<Approval> {
+    state.bank.set_approval(approval);
+    tracing::info!(manual = approval.manual, "admin: approval mode set");
+    Json(approval)
 }

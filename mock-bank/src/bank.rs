@@ -85,6 +85,8 @@ pub struct Snapshot {
 
 /// The bank.
 pub struct Bank {
+    /// The approval mode now; `settings.auto_process` is only where it starts (`/admin/approval`).
+    manual: std::sync::atomic::AtomicBool,
     db: Db,
     pki: Pki,
     settings: Settings,
@@ -182,7 +184,12 @@ impl Bank {
             BANK_NAMES,
         )
         .map_err(BankError::Pki)?;
-        Ok(Bank { db, pki, settings })
+        Ok(Bank {
+            manual: (!settings.auto_process).into(),
+            db,
+            pki,
+            settings,
+        })
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {
@@ -192,6 +199,20 @@ impl Bank {
     /// The bank's PKI (its CA and TLS identity).
     pub fn pki(&self) -> &Pki {
         &self.pki
+    }
+
+    /// Whether new requests wait for the operator.
+    pub fn approval(&self) -> kilt_protocol::Approval {
+        kilt_protocol::Approval {
+            manual: self.manual.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Switches between manual and automatic approval; requests already waiting stay waiting
+    /// until approved (or, at the bank, until the next processing tick in automatic mode).
+    pub fn set_approval(&self, approval: kilt_protocol::Approval) {
+        self.manual
+            .store(approval.manual, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The settings.
@@ -750,7 +771,7 @@ impl Bank {
 
     /// Time-driven processing: accepted requests older than the delay get their certificate.
     pub fn tick(&self) -> Result<()> {
-        if !self.settings.auto_process {
+        if self.approval().manual {
             return Ok(());
         }
         let mut conn = self.db();

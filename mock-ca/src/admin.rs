@@ -6,8 +6,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kilt_protocol::Faults;
 use kilt_protocol::ca::{ClockShift, NewUser, Provision, Reject, RevokeRequest};
+use kilt_protocol::{Approval, Faults};
 
 use crate::ca::parse_reason;
 use crate::error::{CaError, Result};
@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/certificates/{serial}/revoke", post(revoke))
         .route("/admin/clock", get(clock).post(shift_clock))
         .route("/admin/faults", get(faults).put(set_faults))
+        .route("/admin/approval", get(approval).put(set_approval))
         .route("/openapi.json", get(openapi))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -116,4 +117,17 @@ async fn set_faults(
     *state.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
     tracing::info!(?faults, "admin: fault knobs set");
     Json(faults)
+}
+
+async fn approval(State(state): State<AppState>) -> Json<Approval> {
+    Json(state.ca.approval())
+}
+
+async fn set_approval(
+    State(state): State<AppState>,
+    ApiJson(approval): ApiJson<Approval>,
+) -> Json<Approval> {
+    state.ca.set_approval(approval);
+    tracing::info!(manual = approval.manual, "admin: approval mode set");
+    Json(approval)
 }

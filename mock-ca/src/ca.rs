@@ -63,6 +63,8 @@ pub struct Snapshot {
 
 /// The CA.
 pub struct Ca {
+    /// The approval mode now; `settings.auto_approve` is only where it starts (`/admin/approval`).
+    manual: std::sync::atomic::AtomicBool,
     db: crate::db::Db,
     pki: Pki,
     settings: Settings,
@@ -274,7 +276,12 @@ impl Ca {
             OffsetDateTime::now_utc() + Duration::seconds(offset),
             PkiNames::CA,
         )?;
-        Ok(Ca { db, pki, settings })
+        Ok(Ca {
+            manual: (!settings.auto_approve).into(),
+            db,
+            pki,
+            settings,
+        })
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {
@@ -284,6 +291,20 @@ impl Ca {
     /// The PKI (root, issuing CA, TLS identity).
     pub fn pki(&self) -> &Pki {
         &self.pki
+    }
+
+    /// Whether new requests wait for the operator.
+    pub fn approval(&self) -> kilt_protocol::Approval {
+        kilt_protocol::Approval {
+            manual: self.manual.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Switches between manual and automatic approval; requests already waiting stay waiting
+    /// until approved (or, at the bank, until the next processing tick in automatic mode).
+    pub fn set_approval(&self, approval: kilt_protocol::Approval) {
+        self.manual
+            .store(approval.manual, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The settings this CA runs with.
@@ -687,7 +708,7 @@ impl Ca {
                 params![id, csr.kind.code(), csr.der],
             )?;
         }
-        if self.settings.auto_approve {
+        if !self.approval().manual {
             self.approve_in(&tx, account, id, checked, now)?;
         }
         let request = self.request_row(&tx, id, now)?;

@@ -72,6 +72,15 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// `GET`/`PUT /admin/approval` on both servers' admin listeners: whether new requests wait for
+/// the operator (`manual`) or are processed by themselves. Starts as the command line says; a test
+/// holds a request this way to reject it, or to pull the token while the client waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Approval {
+    /// New requests wait for the operator's approve or reject.
+    pub manual: bool,
+}
+
 /// Pebble-style fault knobs of both servers: `GET`/`PUT /admin/faults` on their admin listeners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Faults {
