@@ -111,6 +111,16 @@ impl Api {
         self.call(what, Method::POST, path, Some(body)).await
     }
 
+    /// PUT `body` to `path`; the answer as JSON.
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.call(what, Method::PUT, path, Some(body)).await
+    }
+
     /// GET raw bytes (a PDF).
     pub async fn get_bytes(&self, what: &'static str, path: &str) -> Result<Vec<u8>> {
         let resp = self.send(what, Method::GET, path, None::<&()>).await?;

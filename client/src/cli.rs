@@ -183,6 +183,7 @@ pub fn main() -> ExitCode {
         json: cli.global.json,
         lang: cli.global.lang,
         bilingual: false,
+        quiet: false,
     };
     match run(cli, out.clone()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use kilt_emulator::{Pin, PinSource};
 use kilt_protocol::Lang;
-use kilt_protocol::ca::{CertKind, CsrItem, NewUser, Provision};
 use serde::Serialize;
 
+use crate::admin::{Admin, Identity, provision};
 use crate::api::Retry;
-use crate::bank::{BankOptions, PROFILE_LABEL};
+use crate::bank::BankOptions;
 use crate::ca::CaOptions;
 use crate::error::{ClientError, Result};
 use crate::keys::Confirm;
@@ -34,6 +34,16 @@ pub const FULL_NAME: &str = "ТЕСТОВ ТЕСТ ТЕСТОВИЧ";
 pub const IIN: &str = "880101300123";
 /// The bank subscriber of the demo (as in seed 000).
 pub const SUBSCRIBER: &str = "9418_Абонент";
+
+/// The demo's CA user and bank subscriber.
+pub fn identity() -> Identity {
+    Identity {
+        login: "testov".into(),
+        full_name: FULL_NAME.into(),
+        iin: IIN.into(),
+        subscriber: SUBSCRIBER.into(),
+    }
+}
 
 fn demo(e: impl std::fmt::Display) -> ClientError {
     ClientError::Demo(e.to_string())
@@ -117,7 +127,8 @@ async fn flows(
     let mut token = Token::open(module, &selector)?;
     token.login(&pin, &mut |n| out.notice(n))?;
 
-    let profile = provision(&mut token, ca, bank, 20)?;
+    let admin = Admin::new(&ca.admin_url(), &bank.admin_url())?;
+    let first = provision(&token, &admin, &identity(), 20).await?;
     out.step(
         "provisioned",
         &out.words(
@@ -125,7 +136,7 @@ async fn flows(
             "Алғашқы сертификаттар берілді: AUTH, SIGN (КО) және банк кілті (20 күн)",
             "First certificates issued and written to the token: AUTH and SIGN from the CA, the bank's EDS key (20 days left)",
         ),
-        serde_json::json!({"profile": profile}),
+        serde_json::to_value(&first).unwrap_or_default(),
     );
     let setup = t0.elapsed();
 
@@ -207,75 +218,6 @@ async fn flows(
         ),
         kept: keep.is_some(),
     })
-}
-
-/// A fresh token's first certificates, as a branch would issue them: key pairs `auth-1`,
-/// `sign-1` (the CA user `testov`) and `bank-1` (the bank's subscriber), with certificates
-/// ending in `valid_days` — 20 puts both inside the 30-day notice of the seeds, so both flows
-/// have something to renew. The token must be logged in. Returns the bank profile.
-pub fn provision(
-    token: &mut Token,
-    ca: &kilt_mock_ca::Server,
-    bank: &kilt_mock_bank::Server,
-    valid_days: i64,
-) -> Result<String> {
-    let auth = token.generate(b"auth-1")?;
-    let sign = token.generate(b"sign-1")?;
-    let first = token.generate(b"bank-1")?;
-    ca.ca()
-        .create_user(&NewUser {
-            login: "testov".into(),
-            password: "demo-password".into(),
-            full_name: FULL_NAME.into(),
-            iin: IIN.into(),
-        })
-        .map_err(demo)?;
-    let certs = ca
-        .ca()
-        .provision(
-            "testov",
-            &Provision {
-                csrs: vec![
-                    CsrItem {
-                        kind: CertKind::Auth,
-                        csr: crate::ca::csr(&auth, FULL_NAME, IIN)?,
-                    },
-                    CsrItem {
-                        kind: CertKind::Sign,
-                        csr: crate::ca::csr(&sign, FULL_NAME, IIN)?,
-                    },
-                ],
-                valid_days: Some(valid_days),
-                backdate_days: Some(365 - valid_days),
-            },
-        )
-        .map_err(demo)?;
-    for c in &certs {
-        let id: &[u8] = if c.kind == CertKind::Auth {
-            b"auth-1"
-        } else {
-            b"sign-1"
-        };
-        token.write_certificate(
-            id,
-            &crate::check::pem_der(&c.pem)?,
-            &String::from_utf8_lossy(id),
-        )?;
-    }
-    let provisioned = bank
-        .bank()
-        .create_subscriber(
-            SUBSCRIBER,
-            &crate::bank::csr(&first, SUBSCRIBER)?,
-            Some(valid_days),
-        )
-        .map_err(demo)?;
-    token.write_certificate(
-        b"bank-1",
-        &crate::check::pem_der(&provisioned.certificate)?,
-        &format!("{PROFILE_LABEL}{}", provisioned.profile.identifier),
-    )?;
-    Ok(provisioned.profile.identifier)
 }
 
 /// The summary table printed at the end.

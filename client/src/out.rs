@@ -16,6 +16,8 @@ pub struct Out {
     pub lang: Lang,
     /// Show the English beside the chosen language (the demo shows both).
     pub bilingual: bool,
+    /// Say nothing (a flow run by another program, e.g. the QA scenarios, which report it).
+    pub quiet: bool,
 }
 
 impl Out {
@@ -25,6 +27,15 @@ impl Out {
             json: false,
             lang,
             bilingual: false,
+            quiet: false,
+        }
+    }
+
+    /// No output at all; notices still reach stderr.
+    pub fn quiet() -> Out {
+        Out {
+            quiet: true,
+            ..Out::text(Lang::En)
         }
     }
 
@@ -40,6 +51,9 @@ impl Out {
 
     /// One step of a flow: `event` is a stable code, `text` what a person reads.
     pub fn step(&self, event: &str, text: &str, data: Value) {
+        if self.quiet {
+            return;
+        }
         if self.json {
             let mut obj = json!({"event": event, "message": text});
             if let (Some(o), Value::Object(d)) = (obj.as_object_mut(), data) {
@@ -59,7 +73,7 @@ impl Out {
 
     /// A spinner on stderr while waiting, when stderr is a terminal and output is text.
     pub fn spinner(&self, text: &str) -> indicatif::ProgressBar {
-        if self.json {
+        if self.json || self.quiet {
             return indicatif::ProgressBar::hidden();
         }
         let bar = indicatif::ProgressBar::new_spinner();

@@ -61,8 +61,12 @@ pub async fn world(
     .unwrap();
     std::fs::create_dir_all(dir.path().join("out")).unwrap();
     let profile = {
-        let mut token = open(&module);
-        kilt_client::demo::provision(&mut token, &ca, &bank, valid_days).unwrap()
+        let token = open(&module);
+        let admin = kilt_client::admin::Admin::new(&ca.admin_url(), &bank.admin_url()).unwrap();
+        kilt_client::admin::provision(&token, &admin, &kilt_client::demo::identity(), valid_days)
+            .await
+            .unwrap()
+            .profile
     };
     World {
         ca,
