@@ -48,7 +48,7 @@ pub enum ClientError {
     },
     /// The user PIN is locked.
     #[error(
-        "the user PIN of token {0:?} is locked after too many wrong tries; the administrator (SO) must unblock it (for kilt tokens: `kilt-token init-pin`, for JaCarta: the JaCarta Unified Client) before you go on"
+        "the user PIN of token {0:?} is locked after too many wrong tries; the administrator (SO) must set a new one before you go on: `pkcs11-tool --module MODULE --token-label LABEL --login --login-type so --init-pin` (any module), or the JaCarta Unified Client"
     )]
     PinLocked(String),
     /// The PIN window of a protected authentication path was closed.

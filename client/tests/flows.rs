@@ -152,7 +152,7 @@ async fn child_refusals() {
     assert!(ninth.contains("1 try left"), "{ninth}");
     let tenth = wrong(10);
     assert!(tenth.contains("is locked"), "{tenth}");
-    assert!(tenth.contains("unblock"), "{tenth}");
+    assert!(tenth.contains("--login-type so --init-pin"), "{tenth}");
     // Even the right PIN now meets the lock, without spending anything.
     let run = tokio::task::block_in_place(|| w.kilt(&["status"], &[]));
     assert!(run.stderr.contains("is locked"), "{run:?}");
