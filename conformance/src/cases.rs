@@ -23,25 +23,18 @@ impl From<CkError> for Check {
     }
 }
 
-type R = Result<(), Check>;
+pub(crate) type R = Result<(), Check>;
 
-/// One case of the suite.
-pub struct Case {
+/// One case of a suite: `C` is what it runs against (a token for the PKCS#11 cases, the token
+/// and both servers for the flow scenarios).
+pub struct Case<C: 'static = Ctx> {
     pub id: &'static str,
     pub group: Group,
     pub spec: &'static str,
     pub title: &'static str,
     /// Locks a PIN or otherwise changes the token for good: needs --destructive.
     pub destructive: bool,
-    pub run: fn(&Ctx) -> R,
-}
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(Check::Fail(format!($($msg)*)));
-        }
-    };
+    pub run: fn(&C) -> R,
 }
 
 /// Largest attribute the suite accepts before reading it: a hostile module's absurd length is a
@@ -751,29 +744,6 @@ fn hostile_handles(ctx: &Ctx) -> R {
         "C_FindObjects returned {found:?}, want [{o}]"
     );
     Ok(())
-}
-
-macro_rules! case {
-    ($id:literal, $group:ident, $spec:literal, $title:literal, $f:ident) => {
-        Case {
-            id: $id,
-            group: Group::$group,
-            spec: $spec,
-            title: $title,
-            destructive: false,
-            run: $f,
-        }
-    };
-    ($id:literal, $group:ident, $spec:literal, $title:literal, $f:ident, destructive) => {
-        Case {
-            id: $id,
-            group: Group::$group,
-            spec: $spec,
-            title: $title,
-            destructive: true,
-            run: $f,
-        }
-    };
 }
 
 /// Every case, in the order they run.

@@ -25,7 +25,41 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// Fails the case with a message unless `cond`.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)*) => {
+        if !$cond {
+            return Err(Check::Fail(format!($($msg)*)));
+        }
+    };
+}
+
+/// One `Case` literal.
+macro_rules! case {
+    ($id:literal, $group:ident, $spec:literal, $title:literal, $f:ident) => {
+        Case {
+            id: $id,
+            group: Group::$group,
+            spec: $spec,
+            title: $title,
+            destructive: false,
+            run: $f,
+        }
+    };
+    ($id:literal, $group:ident, $spec:literal, $title:literal, $f:ident, destructive) => {
+        Case {
+            id: $id,
+            group: Group::$group,
+            spec: $spec,
+            title: $title,
+            destructive: true,
+            run: $f,
+        }
+    };
+}
+
 mod cases;
+pub mod flow;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::slot::Slot;
@@ -36,6 +70,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use cases::{CASES, Case};
+pub use flow::{FlowOptions, SCENARIOS, run_flow};
 
 /// Why the suite could not run at all (a failed case is not an error).
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +93,9 @@ pub enum Error {
         flag: &'static str,
         reason: String,
     },
+    /// The flow scenarios could not start (servers unreachable, token not empty, …).
+    #[error("the flow scenarios cannot start: {0}")]
+    Flow(String),
 }
 
 /// What to test and how.
@@ -85,6 +123,12 @@ pub enum Group {
     PublicCertificatesToken,
     TokenBehaviour,
     HostileModule,
+    /// Flow 1, the bank's key-set regeneration.
+    BankFlow,
+    /// Flow 2, the CA's reissue.
+    CaFlow,
+    /// The PIN at the start of either flow.
+    FlowPin,
 }
 
 impl Group {
@@ -97,6 +141,9 @@ impl Group {
             Group::PublicCertificatesToken => "public-certificates-token",
             Group::TokenBehaviour => "token-behaviour",
             Group::HostileModule => "hostile-module",
+            Group::BankFlow => "flow-1-bank",
+            Group::CaFlow => "flow-2-ca",
+            Group::FlowPin => "flow-pin",
         }
     }
 }
@@ -130,12 +177,42 @@ pub struct Summary {
     pub skipped: usize,
 }
 
-/// The suite's report.
+/// Which suite a report is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    /// `kilt-conformance pkcs11`: the token against the PKCS#11 spec.
+    Pkcs11,
+    /// `kilt-conformance flow`: the regeneration flows against a bank and a CA.
+    Flow,
+}
+
+impl Suite {
+    fn title(self) -> &'static str {
+        match self {
+            Suite::Pkcs11 => "PKCS#11 conformance",
+            Suite::Flow => "Regeneration flow scenarios",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Suite::Pkcs11 => "pkcs11",
+            Suite::Flow => "flow",
+        }
+    }
+}
+
+/// A suite's report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    pub suite: Suite,
     pub module: String,
     pub library: String,
     pub token: String,
+    /// The bank and CA the flow scenarios ran against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servers: Option<String>,
     pub summary: Summary,
     pub cases: Vec<CaseResult>,
 }
@@ -163,10 +240,23 @@ impl Report {
     /// A terminal table with reasons, then the totals.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "PKCS#11 conformance: {} — token {:?} ({})\n",
-            self.module, self.token, self.library
+            "{}: {} — token {:?} ({}){}\n",
+            self.suite.title(),
+            self.module,
+            self.token,
+            self.library,
+            self.servers
+                .as_deref()
+                .map(|s| format!(" — {s}"))
+                .unwrap_or_default()
         );
         let w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(10);
+        let sw = self
+            .cases
+            .iter()
+            .map(|c| c.spec.chars().count())
+            .max()
+            .unwrap_or(22);
         for c in &self.cases {
             let (mark, detail) = match &c.outcome {
                 Outcome::Pass => ("PASS", String::new()),
@@ -174,7 +264,7 @@ impl Report {
                 Outcome::Skip(d) => ("SKIP", d.clone()),
             };
             out.push_str(&format!(
-                "{mark}  {:<w$}  {:<25}  {:<22}  {}\n",
+                "{mark}  {:<w$}  {:<25}  {:<sw$}  {}\n",
                 c.id,
                 c.group.name(),
                 c.spec,
@@ -187,8 +277,11 @@ impl Report {
         }
         let s = self.summary;
         out.push_str(&format!(
-            "conformance: {} passed, {} failed, {} skipped\n",
-            s.passed, s.failed, s.skipped
+            "{}: {} passed, {} failed, {} skipped\n",
+            self.suite.name(),
+            s.passed,
+            s.failed,
+            s.skipped
         ));
         out
     }
@@ -220,7 +313,7 @@ impl Report {
                     }
                 };
                 let mut tc = TestCase::new(c.id, status);
-                tc.set_classname(format!("pkcs11.{}", g.name()));
+                tc.set_classname(format!("{}.{}", self.suite.name(), g.name()));
                 tc.set_time(Duration::from_millis(c.millis as u64));
                 suite.add_test_case(tc);
             }
@@ -345,16 +438,31 @@ pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
         slot,
         options: options.clone(),
     };
+    let (cases, summary) = execute(CASES, &ctx, options.destructive);
+    Ok(Report {
+        suite: Suite::Pkcs11,
+        module: options.module.display().to_string(),
+        library: format!("{} {}", info.manufacturer_id(), info.library_description()),
+        token,
+        servers: None,
+        summary,
+        cases,
+    })
+}
+
+/// Runs `cases` on `ctx` in order: a failed check or a panic is that case's result, never the
+/// end of the run.
+fn execute<C>(cases: &[Case<C>], ctx: &C, destructive: bool) -> (Vec<CaseResult>, Summary) {
     let mut results = vec![];
     let mut summary = Summary::default();
-    for case in CASES {
+    for case in cases {
         let start = Instant::now();
-        let outcome = if case.destructive && !options.destructive {
+        let outcome = if case.destructive && !destructive {
             Outcome::Skip(
                 "destructive: run with --destructive (it locks and restores a PIN)".into(),
             )
         } else {
-            match catch_unwind(AssertUnwindSafe(|| (case.run)(&ctx))) {
+            match catch_unwind(AssertUnwindSafe(|| (case.run)(ctx))) {
                 Ok(Ok(())) => Outcome::Pass,
                 Ok(Err(cases::Check::Fail(m))) => Outcome::Fail(m),
                 Ok(Err(cases::Check::Skip(m))) => Outcome::Skip(m),
@@ -383,13 +491,7 @@ pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
             millis: start.elapsed().as_millis(),
         });
     }
-    Ok(Report {
-        module: options.module.display().to_string(),
-        library: format!("{} {}", info.manufacturer_id(), info.library_description()),
-        token,
-        summary,
-        cases: results,
-    })
+    (results, summary)
 }
 
 #[cfg(test)]
@@ -407,6 +509,8 @@ mod tests {
     #[test]
     fn reports_count_and_render_every_outcome() {
         let r = Report {
+            suite: Suite::Pkcs11,
+            servers: None,
             module: "m.so".into(),
             library: "lib".into(),
             token: "t".into(),
@@ -446,7 +550,7 @@ mod tests {
         assert!(
             t.contains("FAIL  b")
                 && t.contains("broke <&>")
-                && t.contains("1 passed, 1 failed, 1 skipped")
+                && t.contains("pkcs11: 1 passed, 1 failed, 1 skipped")
         );
         let x = r.junit();
         assert!(

@@ -1,12 +1,14 @@
-//! `kilt-conformance`: run the PKCS#11 conformance suite. All logic is in the library.
+//! `kilt-conformance`: run the PKCS#11 conformance suite or the regeneration flow scenarios.
+//! All logic is in the library.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use kilt_conformance::{Options, run_pkcs11};
+use clap::{Args, Parser, Subcommand};
+use kilt_conformance::{FlowOptions, Options, Report, run_flow, run_pkcs11};
 use kilt_emulator::PinSource;
 use std::path::PathBuf;
 
-/// PKCS#11 conformance suite for tokens (kilt's emulator, SoftHSM2, a physical JaCarta).
+/// Conformance of tokens (kilt's emulator, SoftHSM2, a physical JaCarta) and of the regeneration
+/// flows against a bank and a CA.
 #[derive(Parser)]
 #[command(
     name = "kilt-conformance",
@@ -19,31 +21,65 @@ struct Cli {
     command: Command,
 }
 
+/// The token and what both suites share.
+#[derive(Args)]
+struct Common {
+    /// The PKCS#11 module (.so).
+    #[arg(long)]
+    module: PathBuf,
+    /// Token label or PKCS#11 URI (pkcs11:token=...); default the first initialised token.
+    #[arg(long)]
+    token: Option<String>,
+    /// Where the user PIN comes from.
+    #[arg(long, default_value = "prompt", value_name = "SOURCE")]
+    pin_source: PinSource,
+    /// Where the SO PIN comes from (cases needing the SO are skipped without it).
+    #[arg(long, value_name = "SOURCE")]
+    so_pin_source: Option<PinSource>,
+    /// Also run cases that lock a PIN (and restore it with the SO PIN).
+    #[arg(long)]
+    destructive: bool,
+    /// Write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a JSON report.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the PKCS#11 cases against a module and token.
     Pkcs11 {
-        /// The PKCS#11 module (.so).
-        #[arg(long)]
-        module: PathBuf,
-        /// Token label or PKCS#11 URI (pkcs11:token=...); default the first initialised token.
-        #[arg(long)]
-        token: Option<String>,
-        /// Where the user PIN comes from.
-        #[arg(long, default_value = "prompt", value_name = "SOURCE")]
-        pin_source: PinSource,
-        /// Where the SO PIN comes from (cases needing the SO are skipped without it).
-        #[arg(long, value_name = "SOURCE")]
-        so_pin_source: Option<PinSource>,
-        /// Also run cases that lock a PIN (and restore it with the SO PIN).
-        #[arg(long)]
-        destructive: bool,
-        /// Write a JUnit XML report.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Write a JSON report.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run the regeneration flows (bank Flow 1, CA Flow 2) as scenarios: happy path, expiring
+    /// and expired certificate, wrong and locked PIN, token removed mid-flow, server 503,
+    /// rejected request, revoked certificate. Needs an empty test token and kilt's mock servers
+    /// (their admin listeners provision the token and steer approval and faults).
+    #[command(
+        after_help = "Example (servers from `kilt-ca serve` and `kilt-bank serve`):\n  \
+        kilt-conformance flow --module target/debug/libkilt_pkcs11.so --token qa \\\n    \
+        --bank https://127.0.0.1:9443 --bank-admin http://127.0.0.1:9444 \\\n    \
+        --ca https://127.0.0.1:8443 --ca-admin http://127.0.0.1:8444 \\\n    \
+        --pin-source env:USER_PIN --so-pin-source env:SO_PIN --destructive --junit flow.xml"
+    )]
+    Flow {
+        #[command(flatten)]
+        common: Common,
+        /// The bank's customer API.
+        #[arg(long, value_name = "URL")]
+        bank: String,
+        /// The bank's admin listener.
+        #[arg(long, value_name = "URL")]
+        bank_admin: String,
+        /// The CA's API.
+        #[arg(long, value_name = "URL")]
+        ca: String,
+        /// The CA's admin listener.
+        #[arg(long, value_name = "URL")]
+        ca_admin: String,
     },
 }
 
@@ -58,31 +94,61 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<i32> {
-    let Command::Pkcs11 {
-        module,
-        token,
-        pin_source,
-        so_pin_source,
-        destructive,
-        junit,
-        json,
-    } = Cli::parse().command;
-    let user_pin = pin_source.read("User PIN: ")?;
-    let so_pin = so_pin_source.map(|s| s.read("SO PIN: ")).transpose()?;
-    let report = run_pkcs11(&Options {
-        module,
-        token,
-        user_pin,
-        so_pin,
-        destructive,
-    })?;
+    let (report, common) = match Cli::parse().command {
+        Command::Pkcs11 { common } => {
+            let user_pin = common.pin_source.read("User PIN: ")?;
+            let so_pin = common
+                .so_pin_source
+                .as_ref()
+                .map(|s| s.read("SO PIN: "))
+                .transpose()?;
+            let report = run_pkcs11(&Options {
+                module: common.module.clone(),
+                token: common.token.clone(),
+                user_pin,
+                so_pin,
+                destructive: common.destructive,
+            })?;
+            (report, common)
+        }
+        Command::Flow {
+            common,
+            bank,
+            bank_admin,
+            ca,
+            ca_admin,
+        } => {
+            let user_pin = common.pin_source.read("User PIN: ")?;
+            let so_pin = common
+                .so_pin_source
+                .as_ref()
+                .map(|s| s.read("SO PIN: "))
+                .transpose()?;
+            let report = run_flow(&FlowOptions {
+                module: common.module.clone(),
+                token: common.token.clone(),
+                user_pin,
+                so_pin,
+                destructive: common.destructive,
+                bank,
+                bank_admin,
+                ca,
+                ca_admin,
+            })?;
+            (report, common)
+        }
+    };
+    write_reports(&report, &common)
+}
+
+fn write_reports(report: &Report, common: &Common) -> anyhow::Result<i32> {
     print!("{}", report.table());
-    if let Some(path) = junit {
-        std::fs::write(&path, report.junit())
+    if let Some(path) = &common.junit {
+        std::fs::write(path, report.junit())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if let Some(path) = json {
-        std::fs::write(&path, report.json())
+    if let Some(path) = &common.json {
+        std::fs::write(path, report.json())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(if report.summary().failed > 0 { 1 } else { 0 })
