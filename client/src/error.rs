@@ -104,7 +104,9 @@ pub enum ClientError {
         message: String,
     },
     /// The server answered something unreadable.
-    #[error("the {server} answered {what} with an unreadable body: {reason}")]
+    #[error(
+        "the {server} answered {what} with an unreadable body ({reason}); rerun the same command: the journal resumes where it stopped (if it repeats, check that the URL is the server's API, not a proxy page)"
+    )]
     Malformed {
         /// "bank" or "CA".
         server: &'static str,
