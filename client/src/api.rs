@@ -91,6 +91,23 @@ impl Api {
         &self.base
     }
 
+    /// The same API without retries, for a request that must not be sent twice as it is (a
+    /// signed one-time challenge): the caller retries the whole exchange instead.
+    pub fn once(&self) -> Api {
+        Api {
+            retry: Retry {
+                attempts: 1,
+                ..self.retry
+            },
+            ..self.clone()
+        }
+    }
+
+    /// The retry settings.
+    pub fn retry(&self) -> Retry {
+        self.retry
+    }
+
     /// Sends `Authorization: Bearer` from now on.
     pub fn set_bearer(&mut self, token: String) {
         self.bearer = Some(token);
@@ -174,7 +191,13 @@ impl Api {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Malformed {
             server: self.server,
             what,
-            reason: e.to_string(),
+            reason: format!(
+                "{e}; it began {:?}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+            ),
         })
     }
 

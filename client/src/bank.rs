@@ -460,28 +460,46 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
 }
 
 /// Login: the bank's one-time challenge signed by the key set `id` (DESIGN.md Flow 1 step 2).
+/// Challenge, signature by the key set's key, login. A challenge is good for one login, so a
+/// login whose answer was lost (a timeout, a 5xx, a dropped connection) is not sent again as
+/// it is — the bank may have used the challenge up — but retried from a new challenge.
 async fn login(api: &Api, token: &Token, profile: &str, id: &[u8], cert: &[u8]) -> Result<Session> {
     let key = token.key(id)?;
-    let challenge: Challenge = api
-        .post(
-            "the challenge",
-            "/api/v1/challenge",
-            &ChallengeRequest {
-                profile: profile.to_owned(),
-            },
-        )
-        .await?;
-    api.post(
-        "the login",
-        "/api/v1/login",
-        &Login {
-            profile: profile.to_owned(),
-            signature: hex::encode(key.sign(&login_message(&challenge.challenge))?),
-            challenge: challenge.challenge,
-            certificate: pem::encode(&pem::Pem::new("CERTIFICATE", cert.to_vec())),
-        },
-    )
-    .await
+    let retry = api.retry();
+    let once = api.once();
+    let mut delay = retry.first_delay;
+    let mut attempt = 1;
+    loop {
+        let challenge: Challenge = api
+            .post(
+                "the challenge",
+                "/api/v1/challenge",
+                &ChallengeRequest {
+                    profile: profile.to_owned(),
+                },
+            )
+            .await?;
+        let result = once
+            .post(
+                "the login",
+                "/api/v1/login",
+                &Login {
+                    profile: profile.to_owned(),
+                    signature: hex::encode(key.sign(&login_message(&challenge.challenge))?),
+                    challenge: challenge.challenge,
+                    certificate: pem::encode(&pem::Pem::new("CERTIFICATE", cert.to_vec())),
+                },
+            )
+            .await;
+        match result {
+            Err(ClientError::Unreachable { .. }) if attempt < retry.attempts => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(retry.max_delay);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn show_status(out: &Out, status: &Status, seen: &mut Vec<Status>) {

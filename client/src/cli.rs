@@ -75,6 +75,9 @@ pub struct Global {
     /// Folder of the journals (overrides KILT_STATE_DIR).
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Longest wait for one answer from the bank or CA, seconds (then the request is retried).
+    #[arg(long, global = true, default_value_t = 15, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 fn parse_lang(s: &str) -> std::result::Result<Lang, String> {
@@ -314,6 +317,10 @@ fn run(cli: Cli, out: Out) -> Result<()> {
                 pin: pin.clone(),
             };
             let rt = runtime()?;
+            let retry = Retry {
+                timeout: Duration::from_secs(g.timeout.max(1)),
+                ..Retry::default()
+            };
             match flow {
                 Flow::Bank {
                     bank_url,
@@ -327,7 +334,7 @@ fn run(cli: Cli, out: Out) -> Result<()> {
                         root: read_root(&bank_root)?,
                         profile,
                         state_dir,
-                        retry: Retry::default(),
+                        retry,
                         poll_every: Duration::from_secs(1),
                         poll_for: Duration::from_secs(wait),
                         confirm: confirm(yes),
@@ -351,7 +358,7 @@ fn run(cli: Cli, out: Out) -> Result<()> {
                         root: read_root(&ca_root)?,
                         state_dir,
                         application,
-                        retry: Retry::default(),
+                        retry,
                         poll_every: Duration::from_secs(1),
                         poll_for: Duration::from_secs(wait),
                         confirm: confirm(yes),

@@ -16,25 +16,6 @@ enum Flow {
     Bank,
 }
 
-fn check_bank_key_on_token(w: &World) {
-    let active = norm(&w.bank.bank().signature_params(&w.profile).unwrap().serial);
-    let sets = w.key_sets();
-    assert!(
-        sets.iter().any(|s| s["certificate"]["serial"]
-            .as_str()
-            .is_some_and(|c| norm(c) == active)),
-        "the bank's active certificate {active} is not on the token: {sets:?}"
-    );
-}
-
-/// Wipes the token (the child reuses one token across cases).
-fn wipe(module: &std::path::Path) {
-    let token = open(module);
-    for s in token.key_sets().unwrap() {
-        token.delete_set(&s.id_bytes).unwrap();
-    }
-}
-
 fn case(module: &std::path::Path, schedule: &[(Flow, bool, u32)]) {
     wipe(module);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -55,7 +36,7 @@ fn case(module: &std::path::Path, schedule: &[(Flow, bool, u32)]) {
             None => {} // killed on purpose
             other => panic!("{flow:?} crashed at {at} then failed with {other:?}: {run:?}"),
         }
-        check_bank_key_on_token(&w);
+        w.assert_bank_key_on_token();
     }
     for (i, flow) in [Flow::Ca, Flow::Bank].into_iter().enumerate() {
         if !done[i] {
@@ -83,7 +64,7 @@ fn case(module: &std::path::Path, schedule: &[(Flow, bool, u32)]) {
             "{schedule:?}: {s}"
         );
     }
-    check_bank_key_on_token(&w);
+    w.assert_bank_key_on_token();
     assert_eq!(std::fs::read_dir(w.path("state")).unwrap().count(), 0);
     rt.block_on(async {
         w.ca.shutdown().await;

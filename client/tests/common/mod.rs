@@ -179,11 +179,38 @@ impl World {
         )
     }
 
+    /// The customer can always log in: the bank's active certificate is on the token.
+    pub fn assert_bank_key_on_token(&self) {
+        let active = norm(
+            &self
+                .bank
+                .bank()
+                .signature_params(&self.profile)
+                .unwrap()
+                .serial,
+        );
+        let sets = self.key_sets();
+        assert!(
+            sets.iter().any(|s| s["certificate"]["serial"]
+                .as_str()
+                .is_some_and(|c| norm(c) == active)),
+            "the bank's active certificate {active} is not on the token: {sets:?}"
+        );
+    }
+
     /// The token's key sets as `kilt status --json` shows them.
     pub fn key_sets(&self) -> Vec<Value> {
         let run = self.kilt(&["status"], &[]);
         assert!(run.ok(), "{run:?}");
         run.events[0]["key_sets"].as_array().unwrap().clone()
+    }
+}
+
+/// Wipes the token (a child may reuse one token across cases).
+pub fn wipe(module: &Path) {
+    let token = open(module);
+    for s in token.key_sets().unwrap() {
+        token.delete_set(&s.id_bytes).unwrap();
     }
 }
 
