@@ -590,10 +590,49 @@ impl Ca {
                     .into(),
             ));
         }
+        let pending = Self::pending_keys(tx)?;
         for csr in &checked {
             Self::key_in_use(tx, csr)?;
+            if let Some((request, _)) = pending.iter().find(|(_, k)| *k == csr.key.0) {
+                return Err(CaError::KeyPending {
+                    kind: csr.kind.code(),
+                    request: *request,
+                });
+            }
         }
         Ok(checked)
+    }
+
+    /// The keys of the CSRs of request `id` (uncompressed points), as received.
+    fn request_keys(conn: &Connection, id: i64) -> Result<Vec<Vec<u8>>> {
+        let mut stmt =
+            conn.prepare("SELECT csr FROM request_csrs WHERE request_id=?1 ORDER BY kind")?;
+        let ders = stmt
+            .query_map([id], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ders
+            .iter()
+            .filter_map(|der| {
+                crate::pki::parse_csr(&pem_of("CERTIFICATE REQUEST", der), "stored")
+                    .ok()
+                    .map(|c| c.key.0)
+            })
+            .collect())
+    }
+
+    /// Every key waiting in a `new` request, with the request.
+    fn pending_keys(conn: &Connection) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut stmt = conn.prepare("SELECT id FROM requests WHERE status='new'")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = vec![];
+        for id in ids {
+            for key in Self::request_keys(conn, id)? {
+                out.push((id, key));
+            }
+        }
+        Ok(out)
     }
 
     fn issue_into(
@@ -878,6 +917,10 @@ impl Ca {
             status: RequestStatus::from_code(&status).unwrap_or(RequestStatus::New),
             reason,
             created: rfc3339(at(created)),
+            public_keys: Self::request_keys(conn, id)?
+                .iter()
+                .map(hex::encode)
+                .collect(),
             certificates,
             chain,
         })

@@ -66,6 +66,16 @@ pub enum CaError {
         /// The certificate that holds the key.
         serial: String,
     },
+    /// The key of the CSR already waits in another request.
+    #[error(
+        "the {kind} CSR's key already waits in request {request}; wait for its decision (GET /api/v1/requests lists it) instead of requesting again"
+    )]
+    KeyPending {
+        /// `auth` or `sign`.
+        kind: &'static str,
+        /// The waiting request.
+        request: i64,
+    },
     /// No or a bad session.
     #[error("not logged in: {0}")]
     Unauthenticated(String),
@@ -151,6 +161,7 @@ impl CaError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "csr_subject_mismatch")
             }
             CaError::KeyInUse { .. } => (StatusCode::CONFLICT, "csr_key_in_use"),
+            CaError::KeyPending { .. } => (StatusCode::CONFLICT, "csr_key_pending"),
             CaError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             CaError::CertificateRefused(_) => (StatusCode::FORBIDDEN, "certificate_refused"),
             CaError::BadPassword => (StatusCode::UNAUTHORIZED, "bad_password"),

@@ -359,6 +359,21 @@ async fn manual_approval_goes_new_then_issued_or_rejected_with_a_reason() {
         (RequestStatus::New, RequestStatus::New)
     );
     assert!(r1.certificates.is_empty());
+    // A waiting request lists the key it asks for; the same key again waits there already.
+    let point = k1.public_key_raw().to_vec();
+    assert_eq!(r1.public_keys, [hex::encode(&point)]);
+    let again = bearer(ca.anonymous().post(ca.api("/api/v1/requests")), &token)
+        .json(&submit(&k1))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(again).await;
+    assert_eq!((status, body.error.as_str()), (409, "csr_key_pending"));
+    assert!(
+        body.message.contains(&format!("request {}", r1.id)),
+        "{}",
+        body.message
+    );
 
     let admin = reqwest::Client::new();
     let approved: Request = admin

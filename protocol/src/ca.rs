@@ -217,6 +217,10 @@ pub struct Request {
     pub reason: Option<String>,
     /// RFC 3339 UTC, on the CA's clock.
     pub created: String,
+    /// The requested keys (uncompressed P-256 points, hex), AUTH then SIGN: a client whose
+    /// answer was lost finds its request by them before anything is issued.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
     /// The issued certificates (empty until `issued`).
     pub certificates: Vec<Certificate>,
     /// The issuing CA then the root, PEM, for building the chain.
