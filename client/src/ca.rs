@@ -415,7 +415,8 @@ pub async fn reissue(token: &mut Token, opts: &CaOptions, out: &Out) -> Result<C
 }
 
 /// Sends the request; a repeat after a lost answer finds the CA's earlier request instead of
-/// making a second one (the CA answers `409` once a key is certified).
+/// making a second one — by the keys it lists, waiting or issued (the CA also answers `409`
+/// to a key that is certified or already waits).
 async fn submit(
     api: &Api,
     state: &CaJournal,
@@ -458,23 +459,29 @@ async fn submit(
                 server: "CA",
                 what: "the certificate request",
                 status: 409,
-                message: "the new key is already certified, but no request of this user holds it"
-                    .into(),
+                message:
+                    "the new key is already certified or requested, but no request of this user holds it"
+                        .into(),
             }),
         other => other,
     }
 }
 
-/// The user's request whose AUTH certificate certifies `point`, if any.
+/// The user's request for the key `point` — by the keys it asked for (before the decision),
+/// or by its issued certificates — if any.
 async fn find_request(api: &Api, point: &[u8]) -> Result<Option<Request>> {
     let requests: Vec<Request> = api.get("the requests", "/api/v1/requests").await?;
+    let wanted = hex::encode(point);
     Ok(requests.into_iter().find(|r| {
-        r.certificates.iter().any(|c: &Certificate| {
-            pem_der(&c.pem)
-                .ok()
-                .and_then(|d| crate::token::CertInfo::parse(&d))
-                .is_some_and(|i| i.point == point)
-        })
+        r.public_keys
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&wanted))
+            || r.certificates.iter().any(|c: &Certificate| {
+                pem_der(&c.pem)
+                    .ok()
+                    .and_then(|d| crate::token::CertInfo::parse(&d))
+                    .is_some_and(|i| i.point == point)
+            })
     }))
 }
 

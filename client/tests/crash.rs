@@ -108,3 +108,60 @@ fn child_fault_schedules() {
 fn killed_at_any_step_the_rerun_resumes_and_ends_with_one_key_set_each() {
     with_kilt_token("child_fault_schedules");
 }
+
+/// Child: the CA holds requests for its operator; the client dies after sending the request
+/// but before writing its number down (its answer lost). The rerun must find that request by
+/// the keys it asked for, not send a second one.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "entry point of the child processes the other tests start"]
+async fn child_lost_answer_while_the_operator_decides() {
+    let Some(module) = module() else { return };
+    let w = world(module, 20, |_| {}, |ca| ca.auto_approve = false).await;
+    let regen = |env: &[(&str, &str)]| {
+        let (url, root, app) = (w.ca.url(), w.path("ca-root.pem"), w.path("out"));
+        tokio::task::block_in_place(|| {
+            w.kilt(
+                &[
+                    "regen",
+                    "ca",
+                    "--ca-url",
+                    &url,
+                    "--ca-root",
+                    root.to_str().unwrap(),
+                    "--application",
+                    app.to_str().unwrap(),
+                    "--yes",
+                    "--wait",
+                    "1",
+                ],
+                env,
+            )
+        })
+    };
+    // The third journal write records the request's number (after planning and the keys).
+    let crashed = regen(&[("KILT_CRASH_AT", "before:3")]);
+    assert_eq!(crashed.code, None, "{crashed:?}");
+    let waiting = w.ca.ca().requests(None).unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+
+    let still = regen(&[]);
+    assert_eq!(still.code, Some(1), "{still:?}");
+    assert!(still.stderr.contains("after 1 s"), "{still:?}");
+    assert_eq!(
+        w.ca.ca().requests(None).unwrap().len(),
+        1,
+        "the rerun sent a second request"
+    );
+
+    w.ca.ca().approve(waiting[0].id as i64).unwrap();
+    let done = regen(&[]);
+    assert!(done.ok(), "{done:?}");
+    assert_eq!(w.ca.ca().requests(None).unwrap().len(), 1);
+    assert_eq!(done.events("certificate_written").len(), 2, "{done:?}");
+    println!("{}", kilt_test_support::CHILD_OK);
+}
+
+#[test]
+fn a_request_whose_answer_was_lost_is_found_again_while_it_waits() {
+    with_kilt_token("child_lost_answer_while_the_operator_decides");
+}
