@@ -1,0 +1,232 @@
+//! `kilt readers` against real PC/SC: pcscd with vsmartcard's virtual reader (vpcd), and a
+//! virtual card this test plays over vpcd's socket protocol — a JaCarta's ATR, or another
+//! card's. Shows the listing, recognition by ATR, waiting for insertion, and the message when
+//! pcscd is not running.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A JaCarta PKI's ATR (DESIGN.md, "The token").
+const JACARTA_ATR: &[u8] = &[
+    0x3B, 0xDC, 0x18, 0xFF, 0x81, 0x91, 0xFE, 0x1F, 0xC3, 0x80, 0x73, 0xC8, 0x21, 0x13, 0x66, 0x01,
+    0x06, 0x11, 0x59, 0x00, 0x01, 0x28,
+];
+/// Some other card's.
+const OTHER_ATR: &[u8] = &[0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00];
+/// vpcd's first slot listens here for a virtual card.
+const VPCD: &str = "127.0.0.1:35963";
+
+/// A card in vpcd's first slot until dropped. vpcd's protocol: every message is a 2-byte
+/// big-endian length and a payload; a 1-byte payload is a control (0 off, 1 on, 2 reset, 4 the
+/// ATR, which is answered), anything longer is an APDU (answered "6D 00", no such instruction).
+struct Card {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Card {
+    fn insert(atr: &'static [u8]) -> Card {
+        let mut stream =
+            TcpStream::connect(VPCD).expect("vpcd listens (pcscd with vsmartcard-vpcd)");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let answer = |s: &mut TcpStream, data: &[u8]| {
+                let mut msg = (data.len() as u16).to_be_bytes().to_vec();
+                msg.extend_from_slice(data);
+                s.write_all(&msg)
+            };
+            while !flag.load(Ordering::SeqCst) {
+                let mut len = [0u8; 2];
+                match stream.read_exact(&mut len) {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue;
+                    }
+                    Err(_) => return,
+                }
+                let mut payload = vec![0u8; u16::from_be_bytes(len) as usize];
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                if stream.read_exact(&mut payload).is_err() {
+                    return;
+                }
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                let sent = match payload.as_slice() {
+                    [4] => answer(&mut stream, atr),
+                    [_] => Ok(()),
+                    _ => answer(&mut stream, &[0x6D, 0x00]),
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            // Dropping the connection is pulling the card out.
+        });
+        Card {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Card {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().ok();
+        }
+    }
+}
+
+fn kilt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kilt"))
+        .args(["readers", "--json"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn readers(out: &Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("null"))
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    v.as_array().cloned().unwrap_or_else(|| vec![v])
+}
+
+fn slot0(list: &[serde_json::Value]) -> serde_json::Value {
+    list.iter()
+        .find(|r| r["name"] == "Virtual PCD 00 00")
+        .cloned()
+        .unwrap_or_else(|| panic!("no vpcd reader in {list:?}"))
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn pcscd_running() -> bool {
+    Command::new("pgrep")
+        .args(["-x", "pcscd"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// pcscd as this test's child when none runs (a container has no service manager).
+struct Pcscd(Option<Child>);
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+}
+
+#[test]
+fn readers_and_atrs_through_pcscd_and_a_virtual_reader() {
+    let have = Path::new("/usr/sbin/pcscd").exists()
+        && Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists();
+    if !have {
+        assert!(
+            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "pcscd and vsmartcard-vpcd are required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
+        );
+        eprintln!("skipping: pcscd or vsmartcard-vpcd is not installed");
+        return;
+    }
+    let owned = !pcscd_running();
+    let daemon = Pcscd(owned.then(|| {
+        Command::new("/usr/sbin/pcscd")
+            .arg("--foreground")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pcscd starts")
+    }));
+    wait_until("vpcd's socket", || TcpStream::connect(VPCD).is_ok());
+
+    // The empty virtual reader.
+    wait_until("an empty vpcd slot", || {
+        slot0(&readers(&kilt(&[])))["atr"].is_null()
+    });
+    let empty = slot0(&readers(&kilt(&[])));
+    assert_eq!(empty["jacarta"], false, "{empty}");
+
+    // Waiting: the JaCarta goes in while `kilt readers --wait` waits.
+    let waiting = std::thread::spawn(|| kilt(&["--wait", "10"]));
+    std::thread::sleep(Duration::from_millis(500));
+    let card = Card::insert(JACARTA_ATR);
+    let seen = waiting.join().unwrap();
+    let found = readers(&seen);
+    assert_eq!(found[0]["name"], "Virtual PCD 00 00", "{found:?}");
+    assert_eq!(found[0]["jacarta"], true, "{found:?}");
+    assert!(
+        found[0]["atr"]
+            .as_str()
+            .unwrap()
+            .starts_with("3B DC 18 FF 81 91 FE 1F C3 80 73 C8 21 13 66"),
+        "{found:?}"
+    );
+    let listed = slot0(&readers(&kilt(&[])));
+    assert_eq!(listed["jacarta"], true, "{listed}");
+    drop(card);
+    wait_until("the card's removal", || {
+        slot0(&readers(&kilt(&[])))["atr"].is_null()
+    });
+
+    // Another card is seen, but is not a JaCarta: --wait ignores it unless --any.
+    let other_card = Card::insert(OTHER_ATR);
+    wait_until("the other card", || {
+        !slot0(&readers(&kilt(&[])))["atr"].is_null()
+    });
+    let other = slot0(&readers(&kilt(&[])));
+    assert_eq!(other["jacarta"], false, "{other}");
+    let none = kilt(&["--wait", "1"]);
+    assert_eq!(none.status.code(), Some(1), "{none:?}");
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("JaCarta"),
+        "{none:?}"
+    );
+    let any = readers(&kilt(&["--wait", "1", "--any"]));
+    assert_eq!(any[0]["atr"], "3B 8F 80 01 80 4F 0C A0 00", "{any:?}");
+    drop(other_card);
+
+    // Without pcscd: one line saying to start it (only when this test owns the daemon).
+    if owned {
+        drop(daemon);
+        wait_until("pcscd to stop", || !pcscd_running());
+        let out = kilt(&[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            err.contains("pcscd is not running") && err.trim().lines().count() == 1,
+            "{err}"
+        );
+    }
+}
