@@ -118,25 +118,7 @@ async fn child_lost_answer_while_the_operator_decides() {
     let Some(module) = module() else { return };
     let w = world(module, 20, |_| {}, |ca| ca.auto_approve = false).await;
     let regen = |env: &[(&str, &str)]| {
-        let (url, root, app) = (w.ca.url(), w.path("ca-root.pem"), w.path("out"));
-        tokio::task::block_in_place(|| {
-            w.kilt(
-                &[
-                    "regen",
-                    "ca",
-                    "--ca-url",
-                    &url,
-                    "--ca-root",
-                    root.to_str().unwrap(),
-                    "--application",
-                    app.to_str().unwrap(),
-                    "--yes",
-                    "--wait",
-                    "1",
-                ],
-                env,
-            )
-        })
+        tokio::task::block_in_place(|| w.regen_ca_with(&["--wait", "1"], env))
     };
     // The third journal write records the request's number (after planning and the keys).
     let crashed = regen(&[("KILT_CRASH_AT", "before:3")]);

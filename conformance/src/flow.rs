@@ -30,21 +30,14 @@ use kilt_protocol::Faults;
 use kilt_protocol::bank::Status;
 
 use crate::cases::{Check, R};
-use crate::{Case, Error, Group, Report, Suite, execute};
+use crate::{Case, Error, Group, Options, Report, Suite, execute};
 
 /// What to run the flow scenarios against.
 #[derive(Debug, Clone)]
 pub struct FlowOptions {
-    /// The PKCS#11 module.
-    pub module: PathBuf,
-    /// Token label or `pkcs11:` URI; default the only token.
-    pub token: Option<String>,
-    /// The user PIN.
-    pub user_pin: Pin,
-    /// The SO PIN: the locked-PIN scenario unblocks the user PIN with it.
-    pub so_pin: Option<Pin>,
-    /// Run scenarios that lock the PIN (then restore it with the SO PIN).
-    pub destructive: bool,
+    /// The module, token and PINs, as for the PKCS#11 suite (`so_pin`: the locked-PIN scenario
+    /// unblocks the user PIN with it; `destructive`: run that scenario).
+    pub token: Options,
     /// The bank's customer API (`https://…`).
     pub bank: String,
     /// The bank's admin listener (`http://127.0.0.1:…`).
@@ -93,7 +86,7 @@ fn ids(sets: &[KeySet]) -> Vec<String> {
 
 impl FlowCtx {
     fn token(&self) -> Result<Token, ClientError> {
-        let mut token = Token::open(&self.options.module, &self.selector)?;
+        let mut token = Token::open(&self.options.token.module, &self.selector)?;
         token.login(&self.pin, &mut |_| {})?;
         Ok(token)
     }
@@ -322,6 +315,17 @@ impl Scene<'_> {
         Ok(done)
     }
 
+    /// After an interrupted run: the rerun resumes the journal (no fresh start) and ends with
+    /// exactly the new key sets.
+    fn rerun_resumes(&mut self, flow: Flow) -> R {
+        let done = succeeded(self.flow(flow))?;
+        ensure!(
+            done.resumed(),
+            "the rerun started afresh instead of resuming"
+        );
+        self.renewed(flow.first_sets(), 300)
+    }
+
     /// Checks the token holds exactly the first key sets, unchanged.
     fn untouched(&mut self) -> R {
         let now = ids(&self.sets()?);
@@ -466,12 +470,7 @@ fn outage(ctx: &FlowCtx, flow: Flow) -> R {
             line.contains("rerun"),
             "the outage error should say to rerun: {line}"
         );
-        let done = succeeded(s.flow(flow))?;
-        ensure!(
-            done.resumed(),
-            "the rerun started afresh instead of resuming"
-        );
-        s.renewed(flow.first_sets(), 300)
+        s.rerun_resumes(flow)
     })
 }
 
@@ -516,12 +515,7 @@ fn removed(ctx: &FlowCtx, flow: Flow) -> R {
         refused(r?, "the token was removed")?;
         plugged?;
         s.reopen()?;
-        let done = succeeded(s.flow(flow))?;
-        ensure!(
-            done.resumed(),
-            "the rerun started afresh instead of resuming"
-        );
-        s.renewed(flow.first_sets(), 300)
+        s.rerun_resumes(flow)
     })
 }
 
@@ -606,9 +600,9 @@ fn wrong_pin(dir: &Path, right: &Pin) -> Result<PinSource, Check> {
 }
 
 fn pin_wrong(ctx: &FlowCtx) -> R {
-    let wrong = wrong_pin(ctx.work.path(), &ctx.options.user_pin)?;
+    let wrong = wrong_pin(ctx.work.path(), &ctx.options.token.user_pin)?;
     let mut token =
-        Token::open(&ctx.options.module, &ctx.selector).map_err(fail("opening the token"))?;
+        Token::open(&ctx.options.token.module, &ctx.selector).map_err(fail("opening the token"))?;
     let r = token.login(&wrong, &mut |_| {});
     let line = match r {
         Ok(()) => return Err(Check::Fail("a wrong PIN was accepted".into())),
@@ -638,14 +632,14 @@ fn pin_wrong(ctx: &FlowCtx) -> R {
 }
 
 fn pin_locked(ctx: &FlowCtx) -> R {
-    let Some(so) = ctx.options.so_pin.clone() else {
+    let Some(so) = ctx.options.token.so_pin.clone() else {
         return Err(Check::Skip(
             "needs the SO PIN (--so-pin-source) to unblock the user PIN afterwards".into(),
         ));
     };
-    let wrong = wrong_pin(ctx.work.path(), &ctx.options.user_pin)?;
+    let wrong = wrong_pin(ctx.work.path(), &ctx.options.token.user_pin)?;
     let mut token =
-        Token::open(&ctx.options.module, &ctx.selector).map_err(fail("opening the token"))?;
+        Token::open(&ctx.options.token.module, &ctx.selector).map_err(fail("opening the token"))?;
     let mut locked = None;
     for _ in 0..32 {
         match token.login(&wrong, &mut |_| {}) {
@@ -662,11 +656,11 @@ fn pin_locked(ctx: &FlowCtx) -> R {
     }
     drop(token);
     // What the flow does with a locked PIN: stops at once, saying who can unblock it.
-    let flow_line = Token::open(&ctx.options.module, &ctx.selector)
+    let flow_line = Token::open(&ctx.options.token.module, &ctx.selector)
         .and_then(|mut t| t.login(&ctx.pin, &mut |_| {}))
         .err()
         .map(|e| e.to_string());
-    let restored = unblock(&ctx.options, &so).and_then(|()| {
+    let restored = unblock(&ctx.options.token, &so).and_then(|()| {
         ctx.token()
             .map(drop)
             .map_err(fail("the user PIN after the SO reset it"))
@@ -684,7 +678,7 @@ fn pin_locked(ctx: &FlowCtx) -> R {
 }
 
 /// The SO resets the user PIN to the one given (PKCS#11 §5.6 C_InitPIN).
-fn unblock(options: &FlowOptions, so: &Pin) -> R {
+fn unblock(options: &Options, so: &Pin) -> R {
     use cryptoki::session::UserType;
     let p = kilt_client::token::load(&options.module).map_err(fail("loading the module"))?;
     let slot =
@@ -801,7 +795,7 @@ pub static SCENARIOS: &[Case<FlowCtx>] = &[
 /// Runs every flow scenario and reports, like [`crate::run_pkcs11`].
 pub fn run_flow(options: &FlowOptions) -> Result<Report, Error> {
     let setup = |what: &str, e: ClientError| Error::Flow(format!("{what}: {e}"));
-    let selector = match options.token.as_deref() {
+    let selector = match options.token.token.as_deref() {
         Some(t) if t.starts_with("pkcs11:") => Selector {
             uri: Some(
                 t.parse::<Pkcs11Uri>()
@@ -830,13 +824,14 @@ pub fn run_flow(options: &FlowOptions) -> Result<Report, Error> {
         .map_err(|e| setup("reading the servers' roots", e))?;
     let work = tempfile::tempdir().map_err(|e| Error::Flow(e.to_string()))?;
     let pin_file = work.path().join("pin");
-    write_private(&pin_file, options.user_pin.as_bytes())
+    write_private(&pin_file, options.token.user_pin.as_bytes())
         .map_err(|e| Error::Flow(format!("cannot write the PIN file: {e}")))?;
     let kilt_token = options
+        .token
         .module
         .file_name()
         .filter(|n| *n == "libkilt_pkcs11.so")
-        .and_then(|_| options.module.parent())
+        .and_then(|_| options.token.module.parent())
         .map(|d| d.join("kilt-token"))
         .filter(|t| t.exists());
     let ctx = FlowCtx {
@@ -865,10 +860,10 @@ pub fn run_flow(options: &FlowOptions) -> Result<Report, Error> {
     let label = token.info().label.clone();
     let library = format!("{} {}", token.info().manufacturer, token.info().model);
     drop(token);
-    let (cases, summary) = execute(SCENARIOS, &ctx, options.destructive);
+    let (cases, summary) = execute(SCENARIOS, &ctx, options.token.destructive);
     Ok(Report {
         suite: Suite::Flow,
-        module: options.module.display().to_string(),
+        module: options.token.module.display().to_string(),
         library,
         token: label,
         servers: Some(format!("bank {}, CA {}", options.bank, options.ca)),

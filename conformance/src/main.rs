@@ -95,22 +95,7 @@ fn main() {
 
 fn run() -> anyhow::Result<i32> {
     let (report, common) = match Cli::parse().command {
-        Command::Pkcs11 { common } => {
-            let user_pin = common.pin_source.read("User PIN: ")?;
-            let so_pin = common
-                .so_pin_source
-                .as_ref()
-                .map(|s| s.read("SO PIN: "))
-                .transpose()?;
-            let report = run_pkcs11(&Options {
-                module: common.module.clone(),
-                token: common.token.clone(),
-                user_pin,
-                so_pin,
-                destructive: common.destructive,
-            })?;
-            (report, common)
-        }
+        Command::Pkcs11 { common } => (run_pkcs11(&common.options()?)?, common),
         Command::Flow {
             common,
             bank,
@@ -118,18 +103,8 @@ fn run() -> anyhow::Result<i32> {
             ca,
             ca_admin,
         } => {
-            let user_pin = common.pin_source.read("User PIN: ")?;
-            let so_pin = common
-                .so_pin_source
-                .as_ref()
-                .map(|s| s.read("SO PIN: "))
-                .transpose()?;
             let report = run_flow(&FlowOptions {
-                module: common.module.clone(),
-                token: common.token.clone(),
-                user_pin,
-                so_pin,
-                destructive: common.destructive,
+                token: common.options()?,
                 bank,
                 bank_admin,
                 ca,
@@ -139,6 +114,23 @@ fn run() -> anyhow::Result<i32> {
         }
     };
     write_reports(&report, &common)
+}
+
+impl Common {
+    /// The token options, with the PINs read from their sources.
+    fn options(&self) -> anyhow::Result<Options> {
+        Ok(Options {
+            module: self.module.clone(),
+            token: self.token.clone(),
+            user_pin: self.pin_source.read("User PIN: ")?,
+            so_pin: self
+                .so_pin_source
+                .as_ref()
+                .map(|s| s.read("SO PIN: "))
+                .transpose()?,
+            destructive: self.destructive,
+        })
+    }
 }
 
 fn write_reports(report: &Report, common: &Common) -> anyhow::Result<i32> {

@@ -198,14 +198,14 @@ async fn operator_action(
 }
 
 async fn approval(State(state): State<AppState>) -> Json<Approval> {
-    Json(state.bank.approval())
+    Json(state.bank.approval().get())
 }
 
 async fn set_approval(
     State(state): State<AppState>,
     ApiJson(approval): ApiJson<Approval>,
 ) -> Json<Approval> {
-    state.bank.set_approval(approval);
+    state.bank.approval().set(approval);
     tracing::info!(manual = approval.manual, "admin: approval mode set");
     Json(approval)
 }

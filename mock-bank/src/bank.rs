@@ -86,7 +86,7 @@ pub struct Snapshot {
 /// The bank.
 pub struct Bank {
     /// The approval mode now; `settings.auto_process` is only where it starts (`/admin/approval`).
-    manual: std::sync::atomic::AtomicBool,
+    approval: kilt_mock_ca::server::ApprovalSwitch,
     db: Db,
     pki: Pki,
     settings: Settings,
@@ -185,7 +185,7 @@ impl Bank {
         )
         .map_err(BankError::Pki)?;
         Ok(Bank {
-            manual: (!settings.auto_process).into(),
+            approval: kilt_mock_ca::server::ApprovalSwitch::new(!settings.auto_process),
             db,
             pki,
             settings,
@@ -201,18 +201,9 @@ impl Bank {
         &self.pki
     }
 
-    /// Whether new requests wait for the operator.
-    pub fn approval(&self) -> kilt_protocol::Approval {
-        kilt_protocol::Approval {
-            manual: self.manual.load(std::sync::atomic::Ordering::SeqCst),
-        }
-    }
-
-    /// Switches between manual and automatic approval; requests already waiting stay waiting
-    /// until approved (or, at the bank, until the next processing tick in automatic mode).
-    pub fn set_approval(&self, approval: kilt_protocol::Approval) {
-        self.manual
-            .store(approval.manual, std::sync::atomic::Ordering::SeqCst);
+    /// Whether new requests wait for the operator, switchable at run time.
+    pub fn approval(&self) -> &kilt_mock_ca::server::ApprovalSwitch {
+        &self.approval
     }
 
     /// The settings.
@@ -771,7 +762,7 @@ impl Bank {
 
     /// Time-driven processing: accepted requests older than the delay get their certificate.
     pub fn tick(&self) -> Result<()> {
-        if self.approval().manual {
+        if self.approval.get().manual {
             return Ok(());
         }
         let mut conn = self.db();

@@ -120,14 +120,14 @@ async fn set_faults(
 }
 
 async fn approval(State(state): State<AppState>) -> Json<Approval> {
-    Json(state.ca.approval())
+    Json(state.ca.approval().get())
 }
 
 async fn set_approval(
     State(state): State<AppState>,
     ApiJson(approval): ApiJson<Approval>,
 ) -> Json<Approval> {
-    state.ca.set_approval(approval);
+    state.ca.approval().set(approval);
     tracing::info!(manual = approval.manual, "admin: approval mode set");
     Json(approval)
 }

@@ -64,7 +64,7 @@ pub struct Snapshot {
 /// The CA.
 pub struct Ca {
     /// The approval mode now; `settings.auto_approve` is only where it starts (`/admin/approval`).
-    manual: std::sync::atomic::AtomicBool,
+    approval: crate::server::ApprovalSwitch,
     db: crate::db::Db,
     pki: Pki,
     settings: Settings,
@@ -277,7 +277,7 @@ impl Ca {
             PkiNames::CA,
         )?;
         Ok(Ca {
-            manual: (!settings.auto_approve).into(),
+            approval: crate::server::ApprovalSwitch::new(!settings.auto_approve),
             db,
             pki,
             settings,
@@ -293,18 +293,9 @@ impl Ca {
         &self.pki
     }
 
-    /// Whether new requests wait for the operator.
-    pub fn approval(&self) -> kilt_protocol::Approval {
-        kilt_protocol::Approval {
-            manual: self.manual.load(std::sync::atomic::Ordering::SeqCst),
-        }
-    }
-
-    /// Switches between manual and automatic approval; requests already waiting stay waiting
-    /// until approved (or, at the bank, until the next processing tick in automatic mode).
-    pub fn set_approval(&self, approval: kilt_protocol::Approval) {
-        self.manual
-            .store(approval.manual, std::sync::atomic::Ordering::SeqCst);
+    /// Whether new requests wait for the operator, switchable at run time.
+    pub fn approval(&self) -> &crate::server::ApprovalSwitch {
+        &self.approval
     }
 
     /// The settings this CA runs with.
@@ -747,7 +738,7 @@ impl Ca {
                 params![id, csr.kind.code(), csr.der],
             )?;
         }
-        if !self.approval().manual {
+        if !self.approval.get().manual {
             self.approve_in(&tx, account, id, checked, now)?;
         }
         let request = self.request_row(&tx, id, now)?;

@@ -12,6 +12,32 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use tokio::net::TcpListener;
+
+/// A server's approval mode (`GET`/`PUT /admin/approval`): starts as configured, switched at
+/// run time. Shared by the CA and the bank.
+#[derive(Debug)]
+pub struct ApprovalSwitch(std::sync::atomic::AtomicBool);
+
+impl ApprovalSwitch {
+    /// Starts manual (requests wait for the operator) or automatic.
+    pub fn new(manual: bool) -> ApprovalSwitch {
+        ApprovalSwitch(manual.into())
+    }
+
+    /// The mode now.
+    pub fn get(&self) -> kilt_protocol::Approval {
+        kilt_protocol::Approval {
+            manual: self.0.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Switches it; requests already waiting stay waiting until decided (at the bank, until
+    /// the next processing tick in automatic mode).
+    pub fn set(&self, approval: kilt_protocol::Approval) {
+        self.0
+            .store(approval.manual, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

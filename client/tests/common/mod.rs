@@ -141,23 +141,27 @@ impl World {
     }
 
     pub fn regen_ca(&self, extra_env: &[(&str, &str)]) -> Run {
+        self.regen_ca_with(&[], extra_env)
+    }
+
+    /// `kilt regen ca` with `extra_args` (e.g. `--wait 1`).
+    pub fn regen_ca_with(&self, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         let url = self.ca.url();
         let root = self.path("ca-root.pem");
         let app = self.path("out");
-        self.kilt(
-            &[
-                "regen",
-                "ca",
-                "--ca-url",
-                &url,
-                "--ca-root",
-                root.to_str().unwrap(),
-                "--application",
-                app.to_str().unwrap(),
-                "--yes",
-            ],
-            extra_env,
-        )
+        let mut args = vec![
+            "regen",
+            "ca",
+            "--ca-url",
+            &url,
+            "--ca-root",
+            root.to_str().unwrap(),
+            "--application",
+            app.to_str().unwrap(),
+            "--yes",
+        ];
+        args.extend_from_slice(extra_args);
+        self.kilt(&args, extra_env)
     }
 
     pub fn regen_bank(&self, extra_env: &[(&str, &str)]) -> Run {
