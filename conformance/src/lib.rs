@@ -8,6 +8,9 @@
 //! destructive cases (locking a PIN) run only when asked, so a physical token is safe to test.
 //! Everything the suite creates is a session object, gone when the session closes.
 //!
+//! [`run_flow`] runs the other suite, the regeneration flows as scenarios against kilt's mock
+//! bank and CA (see [`flow`]); both give the same [`Report`] (terminal table, JUnit, JSON).
+//!
 //! ```no_run
 //! use kilt_conformance::{Options, run_pkcs11};
 //! use kilt_emulator::Pin;
