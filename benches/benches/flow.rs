@@ -17,6 +17,7 @@ use kilt_client::admin::{Admin, Identity, Server, provision};
 use kilt_client::api::Retry;
 use kilt_client::bank::BankOptions;
 use kilt_client::ca::CaOptions;
+use kilt_client::flow::FlowSettings;
 use kilt_client::keys::Confirm;
 use kilt_client::out::Out;
 use kilt_client::token::{Selector, Token};
@@ -128,27 +129,26 @@ impl World {
         }
     }
 
-    fn state(&self) -> std::path::PathBuf {
-        self.work.path().join(format!("state-{}", self.n))
-    }
-
-    fn confirm(&self) -> Confirm {
-        Confirm {
-            yes: true,
-            pin: self.pin.clone(),
+    /// Settings for one flow against `url` trusting `root`; a journal folder per iteration.
+    fn settings(&self, url: String, root: &[u8]) -> FlowSettings {
+        FlowSettings {
+            url,
+            root: root.to_vec(),
+            state_dir: self.work.path().join(format!("state-{}", self.n)),
+            retry: Retry::default(),
+            poll_every: POLL,
+            poll_for: Duration::from_secs(30),
+            confirm: Confirm {
+                yes: true,
+                pin: self.pin.clone(),
+            },
         }
     }
 
     fn flow2(&mut self) {
         let opts = CaOptions {
-            url: self.ca.url(),
-            root: self.roots.0.clone(),
-            state_dir: self.state(),
+            flow: self.settings(self.ca.url(), &self.roots.0),
             application: self.work.path().to_path_buf(),
-            retry: Retry::default(),
-            poll_every: POLL,
-            poll_for: Duration::from_secs(30),
-            confirm: self.confirm(),
         };
         self.rt
             .block_on(kilt_client::ca::reissue(
@@ -161,14 +161,8 @@ impl World {
 
     fn flow1(&mut self) {
         let opts = BankOptions {
-            url: self.bank.url(),
-            root: self.roots.1.clone(),
+            flow: self.settings(self.bank.url(), &self.roots.1),
             profile: None,
-            state_dir: self.state(),
-            retry: Retry::default(),
-            poll_every: POLL,
-            poll_for: Duration::from_secs(30),
-            confirm: self.confirm(),
         };
         self.rt
             .block_on(kilt_client::bank::regenerate(

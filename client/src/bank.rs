@@ -7,9 +7,6 @@
 //! (activation signed by the **new** key) → the old key set deleted. A journal makes every step
 //! resumable.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use kilt_protocol::Lang;
 use kilt_protocol::bank::{
     Activate, Challenge, ChallengeRequest, IssuedCertificate, Login, Profile, Regeneration,
@@ -19,11 +16,12 @@ use rcgen::{CertificateParams, DistinguishedName, DnType};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{Api, Retry, http_client, tls_trusting};
+use crate::api::{Api, http_client, tls_trusting};
 use crate::check::{Usage, issued, pem_der};
 use crate::error::{ClientError, Result};
+use crate::flow::{FlowSettings, announce_resume};
 use crate::journal::Journal;
-use crate::keys::{Confirm, confirm_and_delete};
+use crate::keys::confirm_and_delete;
 use crate::out::Out;
 use crate::token::{KeySet, Token, new_id, show_id};
 
@@ -31,25 +29,14 @@ use crate::token::{KeySet, Token, new_id, show_id};
 /// regeneration finds its profile (the bank keeps a profile's identifier across key sets).
 pub const PROFILE_LABEL: &str = "bank:";
 
-/// How to reach the bank and what to do at the end.
+/// How to reach the bank and which profile to renew.
 #[derive(Clone, Debug)]
 pub struct BankOptions {
-    /// API base URL, e.g. `https://127.0.0.1:9443`.
-    pub url: String,
-    /// The bank's root certificate (DER): trusted for TLS and for the issued certificate.
-    pub root: Vec<u8>,
+    /// The bank's URL and root (trusted for TLS and for the issued certificate), journal,
+    /// retries, polling, deletion.
+    pub flow: FlowSettings,
     /// A profile identifier, when the token holds several.
     pub profile: Option<String>,
-    /// Journal folder.
-    pub state_dir: PathBuf,
-    /// Retries.
-    pub retry: Retry,
-    /// Pause between polls.
-    pub poll_every: Duration,
-    /// Give up polling after this long (the journal resumes later).
-    pub poll_for: Duration,
-    /// Deletion of the old key set.
-    pub confirm: Confirm,
 }
 
 /// Where a bank regeneration stands (the journal's content).
@@ -143,22 +130,26 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
     let q = format!("?lang={}", lang.code());
     let mut api = Api::new(
         "bank",
-        &opts.url,
-        http_client(tls_trusting(std::slice::from_ref(&opts.root))?, opts.retry),
-        opts.retry,
+        &opts.flow.url,
+        http_client(
+            tls_trusting(std::slice::from_ref(&opts.flow.root))?,
+            opts.flow.retry,
+        ),
+        opts.flow.retry,
     );
-    let journal = Journal::new(&opts.state_dir, &token.info().serial, "bank");
+    let journal = Journal::new(&opts.flow.state_dir, &token.info().serial, "bank");
     let sets = token.key_sets()?;
     let (mut state, resumed) = match journal.load::<BankJournal>()? {
         Some(j) => {
-            out.step(
-                "resume",
-                &out.words(
-                    &format!("Продолжаю прерванную регенерацию (шаг {:?})", j.step),
-                    &format!("Үзілген қайта шығаруды жалғастырамын ({:?})", j.step),
-                    &format!("Resuming the interrupted regeneration (step {:?})", j.step),
-                ),
-                json!({"step": j.step, "journal": journal.path()}),
+            announce_resume(
+                out,
+                &journal,
+                [
+                    "прерванную регенерацию",
+                    "Үзілген қайта шығаруды",
+                    "interrupted regeneration",
+                ],
+                &j.step,
             );
             (j, true)
         }
@@ -326,8 +317,8 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
             r,
             |r| r.status == Status::AcceptedByBank,
             |r| format!("the request is still \"{}\"", r.status.label(out.lang)),
-            opts.poll_every,
-            opts.poll_for,
+            opts.flow.poll_every,
+            opts.flow.poll_for,
             bar,
         )
         .await?
@@ -357,7 +348,7 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
         let info = issued(
             &der,
             &cert.chain,
-            &opts.root,
+            &opts.flow.root,
             new_key.public_point(),
             Usage::Signing,
         )?;
@@ -416,7 +407,7 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
     let old = show_id(&state.old_id);
     let new_serial = r.new_serial.clone().unwrap_or_default();
     let deleted = if token.has_key(&state.old_id)? {
-        confirm_and_delete(token, &state.old_id, &opts.confirm, out)?
+        confirm_and_delete(token, &state.old_id, &opts.flow.confirm, out)?
     } else {
         true
     };
@@ -594,7 +585,7 @@ async fn plan(api: &Api, sets: &[KeySet], opts: &BankOptions, out: &Out) -> Resu
     }
     Err(ClientError::NoKeySet(format!(
         "no key set on the token has a certificate of a profile the bank at {} knows{}; check --bank-url and the token",
-        opts.url,
+        opts.flow.url,
         opts.profile
             .as_ref()
             .map(|p| format!(" (asked for profile {p})"))

@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kilt_protocol::Lang;
 use kilt_protocol::ca::{
@@ -17,11 +16,12 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{Api, Retry, http_client};
+use crate::api::{Api, http_client};
 use crate::check::{Usage, issued, pem_der};
 use crate::error::{ClientError, Result};
+use crate::flow::{FlowSettings, announce_resume};
 use crate::journal::Journal;
-use crate::keys::{Confirm, confirm_and_delete};
+use crate::keys::confirm_and_delete;
 use crate::out::Out;
 use crate::p11::{TokenKey, tls_client_config};
 use crate::token::{KeySet, Token, new_id, show_id};
@@ -29,22 +29,10 @@ use crate::token::{KeySet, Token, new_id, show_id};
 /// How to reach the CA and where the application goes.
 #[derive(Clone, Debug)]
 pub struct CaOptions {
-    /// API base URL, e.g. `https://127.0.0.1:8443`.
-    pub url: String,
-    /// The CA's root certificate (DER).
-    pub root: Vec<u8>,
-    /// Journal folder.
-    pub state_dir: PathBuf,
+    /// The CA's URL and root, journal, retries, polling, deletion.
+    pub flow: FlowSettings,
     /// Where to save the application PDF (a folder or a file name).
     pub application: PathBuf,
-    /// Retries.
-    pub retry: Retry,
-    /// Pause between polls of a request waiting for an operator.
-    pub poll_every: Duration,
-    /// Give up polling after this long.
-    pub poll_for: Duration,
-    /// Deletion of the old key sets.
-    pub confirm: Confirm,
 }
 
 /// Where a CA reissue stands (the journal's content).
@@ -132,12 +120,17 @@ async fn login(token: &Token, set: &KeySet, opts: &CaOptions) -> Result<(Api, Se
         .ok_or_else(|| ClientError::NoKeySet("the key set has no certificate".into()))?;
     let key = Arc::new(token.key(&set.id_bytes)?);
     let tls = tls_client_config(
-        std::slice::from_ref(&opts.root),
+        std::slice::from_ref(&opts.flow.root),
         vec![cert.der.clone()],
         key,
     )
     .map_err(|e| ClientError::BadCertificate(e.to_string()))?;
-    let mut api = Api::new("CA", &opts.url, http_client(tls, opts.retry), opts.retry);
+    let mut api = Api::new(
+        "CA",
+        &opts.flow.url,
+        http_client(tls, opts.flow.retry),
+        opts.flow.retry,
+    );
     let session: Session = api
         .post(
             "the login by certificate",
@@ -151,20 +144,21 @@ async fn login(token: &Token, set: &KeySet, opts: &CaOptions) -> Result<(Api, Se
 
 /// Runs (or resumes) Flow 2 on a logged-in token.
 pub async fn reissue(token: &mut Token, opts: &CaOptions, out: &Out) -> Result<CaOutcome> {
-    let journal = Journal::new(&opts.state_dir, &token.info().serial, "ca");
+    let journal = Journal::new(&opts.flow.state_dir, &token.info().serial, "ca");
     let sets = token.key_sets()?;
     let loaded = journal.load::<CaJournal>()?;
     let resumed = loaded.is_some();
     let (mut state, api) = match loaded {
         Some(j) => {
-            out.step(
-                "resume",
-                &out.words(
-                    &format!("Продолжаю прерванный перевыпуск (шаг {:?})", j.step),
-                    &format!("Үзілген қайта шығаруды жалғастырамын ({:?})", j.step),
-                    &format!("Resuming the interrupted reissue (step {:?})", j.step),
-                ),
-                json!({"step": j.step, "journal": journal.path()}),
+            announce_resume(
+                out,
+                &journal,
+                [
+                    "прерванный перевыпуск",
+                    "Үзілген қайта шығаруды",
+                    "interrupted reissue",
+                ],
+                &j.step,
             );
             let id = if j.step >= CaStep::CertificatesWritten {
                 &j.new_auth
@@ -250,8 +244,8 @@ pub async fn reissue(token: &mut Token, opts: &CaOptions, out: &Out) -> Result<C
                 request,
                 pending,
                 |r| format!("request {} is still \"{}\"", r.id, r.status.label(out.lang)),
-                opts.poll_every,
-                opts.poll_for,
+                opts.flow.poll_every,
+                opts.flow.poll_for,
                 bar,
             )
             .await?;
@@ -303,7 +297,13 @@ pub async fn reissue(token: &mut Token, opts: &CaOptions, out: &Out) -> Result<C
         } else {
             Usage::Signing
         };
-        let info = issued(&der, &request.chain, &opts.root, key.public_point(), usage)?;
+        let info = issued(
+            &der,
+            &request.chain,
+            &opts.flow.root,
+            key.public_point(),
+            usage,
+        )?;
         if state.step < CaStep::CertificatesWritten {
             token.write_certificate(key.id(), &der, &show_id(key.id()))?;
         }
@@ -376,7 +376,7 @@ pub async fn reissue(token: &mut Token, opts: &CaOptions, out: &Out) -> Result<C
             continue;
         }
         let deleted = if token.has_key(id)? {
-            confirm_and_delete(token, id, &opts.confirm, out)?
+            confirm_and_delete(token, id, &opts.flow.confirm, out)?
         } else {
             true
         };
@@ -572,7 +572,7 @@ async fn plan(
     } else {
         format!(
             "the CA at {} refused every authentication certificate on the token: {}",
-            opts.url,
+            opts.flow.url,
             refusals.join("; ")
         )
     }))

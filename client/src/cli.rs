@@ -14,6 +14,7 @@ use crate::api::Retry;
 use crate::bank::BankOptions;
 use crate::ca::CaOptions;
 use crate::error::{ClientError, Result};
+use crate::flow::FlowSettings;
 use crate::keys::{Confirm, confirm_and_delete, pending_ids, refusal};
 use crate::out::Out;
 use crate::token::{Selector, Token, show_id};
@@ -312,15 +313,26 @@ fn run(cli: Cli, out: Out) -> Result<()> {
             let (module, selector, pin) = selection(&g)?;
             let mut token = Token::open(&module, &selector)?;
             token.login(&pin, &mut |n| out.notice(n))?;
-            let confirm = |yes: bool| Confirm {
-                yes,
-                pin: pin.clone(),
-            };
             let rt = runtime()?;
-            let retry = Retry {
-                timeout: Duration::from_secs(g.timeout.max(1)),
-                ..Retry::default()
-            };
+            // Both flows: poll once a second, give up after `--wait` (the journal resumes).
+            let settings =
+                |url: String, root: &Path, wait: u64, yes: bool| -> Result<FlowSettings> {
+                    Ok(FlowSettings {
+                        url,
+                        root: read_root(root)?,
+                        state_dir: state_dir.clone(),
+                        retry: Retry {
+                            timeout: Duration::from_secs(g.timeout.max(1)),
+                            ..Retry::default()
+                        },
+                        poll_every: Duration::from_secs(1),
+                        poll_for: Duration::from_secs(wait),
+                        confirm: Confirm {
+                            yes,
+                            pin: pin.clone(),
+                        },
+                    })
+                };
             match flow {
                 Flow::Bank {
                     bank_url,
@@ -330,14 +342,8 @@ fn run(cli: Cli, out: Out) -> Result<()> {
                     wait,
                 } => {
                     let opts = BankOptions {
-                        url: bank_url,
-                        root: read_root(&bank_root)?,
+                        flow: settings(bank_url, &bank_root, wait, yes)?,
                         profile,
-                        state_dir,
-                        retry,
-                        poll_every: Duration::from_secs(1),
-                        poll_for: Duration::from_secs(wait),
-                        confirm: confirm(yes),
                     };
                     let done = rt.block_on(crate::bank::regenerate(&mut token, &opts, &out))?;
                     out.step(
@@ -354,14 +360,8 @@ fn run(cli: Cli, out: Out) -> Result<()> {
                     wait,
                 } => {
                     let opts = CaOptions {
-                        url: ca_url,
-                        root: read_root(&ca_root)?,
-                        state_dir,
+                        flow: settings(ca_url, &ca_root, wait, yes)?,
                         application,
-                        retry,
-                        poll_every: Duration::from_secs(1),
-                        poll_for: Duration::from_secs(wait),
-                        confirm: confirm(yes),
                     };
                     let done = rt.block_on(crate::ca::reissue(&mut token, &opts, &out))?;
                     out.step(

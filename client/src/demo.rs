@@ -18,6 +18,7 @@ use crate::api::Retry;
 use crate::bank::BankOptions;
 use crate::ca::CaOptions;
 use crate::error::{ClientError, Result};
+use crate::flow::FlowSettings;
 use crate::keys::Confirm;
 use crate::out::Out;
 use crate::token::{KeySet, Selector, Token};
@@ -140,15 +141,27 @@ async fn flows(
     );
     let setup = t0.elapsed();
 
-    let confirm = Confirm {
-        yes: true,
-        pin: pin.clone(),
+    let ca_flow = FlowSettings {
+        url: ca.url(),
+        root: ca.ca().pki().root_der().to_vec(),
+        state_dir: work.join("state"),
+        retry: Retry {
+            first_delay: Duration::from_millis(100),
+            ..Retry::default()
+        },
+        poll_every: Duration::from_millis(200),
+        poll_for: Duration::from_secs(60),
+        confirm: Confirm {
+            yes: true,
+            pin: pin.clone(),
+        },
     };
-    let retry = Retry {
-        first_delay: Duration::from_millis(100),
-        ..Retry::default()
+    let bank_flow = FlowSettings {
+        url: bank.url(),
+        root: bank.bank().pki().root_der().to_vec(),
+        poll_every: Duration::from_millis(250),
+        ..ca_flow.clone()
     };
-    let state_dir = work.join("state");
     let application = keep
         .map(Path::to_path_buf)
         .unwrap_or_else(|| work.to_path_buf());
@@ -166,14 +179,8 @@ async fn flows(
     let ca_done = crate::ca::reissue(
         &mut token,
         &CaOptions {
-            url: ca.url(),
-            root: ca.ca().pki().root_der().to_vec(),
-            state_dir: state_dir.clone(),
-            application: application.clone(),
-            retry,
-            poll_every: Duration::from_millis(200),
-            poll_for: Duration::from_secs(60),
-            confirm: confirm.clone(),
+            flow: ca_flow,
+            application,
         },
         out,
     )
@@ -193,14 +200,8 @@ async fn flows(
     let bank_done = crate::bank::regenerate(
         &mut token,
         &BankOptions {
-            url: bank.url(),
-            root: bank.bank().pki().root_der().to_vec(),
+            flow: bank_flow,
             profile: None,
-            state_dir,
-            retry,
-            poll_every: Duration::from_millis(250),
-            poll_for: Duration::from_secs(60),
-            confirm,
         },
         out,
     )

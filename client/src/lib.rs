@@ -27,6 +27,7 @@ pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod flow;
 pub mod journal;
 pub mod keys;
 pub mod out;

@@ -21,6 +21,7 @@ use kilt_client::admin::{Admin, FIRST_IDS, Identity, Provisioned, Server, provis
 use kilt_client::api::Retry;
 use kilt_client::bank::{BankOptions, BankOutcome};
 use kilt_client::ca::{CaOptions, CaOutcome};
+use kilt_client::flow::FlowSettings;
 use kilt_client::keys::Confirm;
 use kilt_client::out::Out;
 use kilt_client::token::{KeySet, Selector, Token};
@@ -222,12 +223,24 @@ impl Scene<'_> {
     }
 
     async fn run(&mut self, flow: Flow) -> Result<Done, ClientError> {
-        let confirm = Confirm {
-            yes: true,
-            pin: self.ctx.pin.clone(),
+        let ctx = self.ctx;
+        let (url, root) = match flow {
+            Flow::Ca => (&ctx.options.ca, &ctx.ca_root),
+            Flow::Bank => (&ctx.options.bank, &ctx.bank_root),
+        };
+        let settings = FlowSettings {
+            url: url.clone(),
+            root: root.clone(),
+            state_dir: self.dir.join("state"),
+            retry: FlowCtx::retry(),
+            poll_every: Duration::from_millis(100),
+            poll_for: Duration::from_secs(30),
+            confirm: Confirm {
+                yes: true,
+                pin: ctx.pin.clone(),
+            },
         };
         let out = Out::quiet();
-        let state_dir = self.dir.join("state");
         let Some(token) = self.token.as_mut() else {
             return Err(ClientError::NoKeySet("the token is not open".into()));
         };
@@ -235,14 +248,8 @@ impl Scene<'_> {
             Flow::Ca => kilt_client::ca::reissue(
                 token,
                 &CaOptions {
-                    url: self.ctx.options.ca.clone(),
-                    root: self.ctx.ca_root.clone(),
-                    state_dir,
+                    flow: settings,
                     application: self.dir.clone(),
-                    retry: FlowCtx::retry(),
-                    poll_every: Duration::from_millis(100),
-                    poll_for: Duration::from_secs(30),
-                    confirm,
                 },
                 &out,
             )
@@ -251,14 +258,8 @@ impl Scene<'_> {
             Flow::Bank => kilt_client::bank::regenerate(
                 token,
                 &BankOptions {
-                    url: self.ctx.options.bank.clone(),
-                    root: self.ctx.bank_root.clone(),
+                    flow: settings,
                     profile: None,
-                    state_dir,
-                    retry: FlowCtx::retry(),
-                    poll_every: Duration::from_millis(100),
-                    poll_for: Duration::from_secs(30),
-                    confirm,
                 },
                 &out,
             )
