@@ -7,12 +7,12 @@ deps:
 ## The main job: `kilt demo` — a fresh emulated JaCarta, the mock CA and the mock bank in one
 ## process; Flow 2 (CA reissue) then Flow 1 (bank regeneration) end to end; nothing left behind.
 demo: deps
-	@cargo build --quiet --release -p kilt-client -p kilt-pkcs11 -p kilt-emulator
+	@cargo build --quiet --release -p kilt-client -p kilt-pkcs11 -p kilt-token
 	@target/release/kilt demo
 
 ## The token alone with the tools people already use (pkcs11-tool, openssl).
 demo-tools: deps
-	@cargo build --quiet --release -p kilt-emulator -p kilt-pkcs11
+	@cargo build --quiet --release -p kilt-token -p kilt-pkcs11
 	@scripts/demo target/release
 
 ## Every test: formatting and lints, the conformance suite on kilt and SoftHSM2 (JUnit reports in

@@ -40,6 +40,39 @@ pub struct Profile {
     pub protected_authentication_path: bool,
     pub kdf_iterations: u32,
     pub latency: Latency,
+    /// The smart-card door (`kilt-card`); tokens made before it existed get the default's.
+    #[serde(default)]
+    pub card: CardIdentity,
+}
+
+/// What the token says it is as a smart card (ISO/IEC 7816-4 applications), beside the ATR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardIdentity {
+    /// AID of the JaCarta PKI application (OpenSC pull request 3423).
+    pub jacarta_aid: String,
+    /// AID of the PIV application (NIST SP 800-73-4 Part 1 §2.2), with its version.
+    pub piv_aid: String,
+    /// The PIV card management key (3DES, key reference 9B); the default is the one
+    /// yubico-piv-tool assumes.
+    pub piv_management_key: String,
+}
+
+impl Default for CardIdentity {
+    fn default() -> CardIdentity {
+        Profile::default_profile().card
+    }
+}
+
+/// Bytes written as hex pairs separated by spaces ("3B DC 18").
+pub fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    s.split_whitespace()
+        .map(|b| {
+            (b.len() == 2)
+                .then(|| u8::from_str_radix(b, 16).ok())
+                .flatten()
+        })
+        .collect()
 }
 
 /// Per-operation device timings in milliseconds, applied only when latency emulation is on.
@@ -145,15 +178,21 @@ impl Profile {
         if self.atr_bytes().is_none() {
             return bad("atr must be hex bytes separated by spaces");
         }
+        let c = &self.card;
+        if [&c.jacarta_aid, &c.piv_aid, &c.piv_management_key]
+            .iter()
+            .any(|v| hex_bytes(v).is_none_or(|b| b.is_empty()))
+        {
+            return bad(
+                "card.jacarta_aid, card.piv_aid and card.piv_management_key must be hex bytes",
+            );
+        }
         Ok(())
     }
 
     /// The ATR as bytes.
     pub fn atr_bytes(&self) -> Option<Vec<u8>> {
-        self.atr
-            .split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).ok())
-            .collect()
+        hex_bytes(&self.atr)
     }
 }
 

@@ -32,7 +32,7 @@ fn kilt_token() -> PathBuf {
     let p = common::module_path().with_file_name("kilt-token");
     assert!(
         p.exists(),
-        "build kilt-token first: cargo build -p kilt-emulator"
+        "build kilt-token first: cargo build -p kilt-token"
     );
     p
 }
