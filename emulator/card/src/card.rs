@@ -177,8 +177,10 @@ impl Card {
         };
         match result {
             Ok(data) => {
-                // Data but no Le: the reader fetches it with GET RESPONSE (T=0 style).
-                self.answer(data, cmd.ne.unwrap_or(0))
+                // No Le yet data to send: answered as if Le were the most a short (or extended)
+                // command may ask, as PIV cards do under T=1; yubico-piv-tool relies on it.
+                let most = if cmd.extended { 65536 } else { 256 };
+                self.answer(data, cmd.ne.unwrap_or(most))
             }
             Err(sw) => sw.into(),
         }

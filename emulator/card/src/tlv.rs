@@ -97,7 +97,7 @@ mod tests {
         let t = tlv(0x5FC105, &v);
         assert_eq!(&t[..6], &[0x5F, 0xC1, 0x05, 0x82, 0x01, 0x2C]);
         assert_eq!(next(&t), Some((0x5FC105, &v[..], &[][..])));
-        assert_eq!(find(&[0x7C, 2, 0x82, 0, 0x81, 1, 9], 0x81), None);
+        assert_eq!(find(&[0x7C, 5, 0x82, 0, 0x81, 1, 9], 0x81), None);
         let inner = find(&[0x7C, 5, 0x82, 0, 0x81, 1, 9], 0x7C).unwrap();
         assert_eq!(find(inner, 0x81), Some(&[9u8][..]));
         assert_eq!(next(&[0x53, 0x82, 0x01]), None);
