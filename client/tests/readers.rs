@@ -3,13 +3,13 @@
 //! card's. Shows the listing, recognition by ATR, waiting for insertion, and the message when
 //! pcscd is not running.
 
+use kilt_test_support::{PCSC_PEERS, Pcscd, VPCD, peers_installed, wait_until};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A JaCarta PKI's ATR (DESIGN.md, "The token").
 const JACARTA_ATR: &[u8] = &[
@@ -18,8 +18,6 @@ const JACARTA_ATR: &[u8] = &[
 ];
 /// Some other card's.
 const OTHER_ATR: &[u8] = &[0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00];
-/// vpcd's first slot listens here for a virtual card.
-const VPCD: &str = "127.0.0.1:35963";
 
 /// A card in vpcd's first slot until dropped. vpcd's protocol: every message is a 2-byte
 /// big-endian length and a payload; a 1-byte payload is a control (0 off, 1 on, 2 reset, 4 the
@@ -118,58 +116,13 @@ fn slot0(list: &[serde_json::Value]) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no vpcd reader in {list:?}"))
 }
 
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn pcscd_running() -> bool {
-    Command::new("pgrep")
-        .args(["-x", "pcscd"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// pcscd as this test's child when none runs (a container has no service manager).
-struct Pcscd(Option<Child>);
-
-impl Drop for Pcscd {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            c.kill().ok();
-            c.wait().ok();
-        }
-    }
-}
-
 #[test]
 fn readers_and_atrs_through_pcscd_and_a_virtual_reader() {
-    let have = Path::new("/usr/sbin/pcscd").exists()
-        && Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists();
-    if !have {
-        assert!(
-            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "pcscd and vsmartcard-vpcd are required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
-        );
-        eprintln!("skipping: pcscd or vsmartcard-vpcd is not installed");
+    if !peers_installed(&PCSC_PEERS) {
         return;
     }
-    let owned = !pcscd_running();
-    let daemon = Pcscd(owned.then(|| {
-        Command::new("/usr/sbin/pcscd")
-            .arg("--foreground")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("pcscd starts")
-    }));
-    wait_until("vpcd's socket", || TcpStream::connect(VPCD).is_ok());
+    let daemon = Pcscd::start();
+    let owned = daemon.owned();
 
     // The empty virtual reader.
     wait_until("an empty vpcd slot", || {
@@ -220,7 +173,7 @@ fn readers_and_atrs_through_pcscd_and_a_virtual_reader() {
     // Without pcscd: one line saying to start it (only when this test owns the daemon).
     if owned {
         drop(daemon);
-        wait_until("pcscd to stop", || !pcscd_running());
+        wait_until("pcscd to stop", || !Pcscd::running());
         let out = kilt(&[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -170,3 +170,85 @@ impl ServerProcess {
         self.child.wait().expect("wait");
     }
 }
+
+/// Whether every program in `paths` is installed; when one is not, `false` (the test skips
+/// with a message) — a failure instead when `KILT_REQUIRE_PEERS=1` (CI).
+pub fn peers_installed(paths: &[&str]) -> bool {
+    let missing: Vec<&&str> = paths.iter().filter(|p| !Path::new(p).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "{missing:?} required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
+    );
+    eprintln!("skipping: {missing:?} not installed");
+    false
+}
+
+/// vsmartcard's virtual reader "Virtual PCD 00 00" listens for a card here.
+pub const VPCD: &str = "127.0.0.1:35963";
+/// What pcscd and vsmartcard-vpcd install.
+pub const PCSC_PEERS: [&str; 2] = [
+    "/usr/sbin/pcscd",
+    "/usr/lib/pcsc/drivers/serial/libifdvpcd.so",
+];
+
+/// pcscd for a test: the one running, or one started as the test's child (a container has no
+/// service manager) and stopped when this is dropped. Waits until vpcd listens.
+pub struct Pcscd(Option<Child>);
+
+impl Pcscd {
+    pub fn running() -> bool {
+        Command::new("pgrep")
+            .args(["-x", "pcscd"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    pub fn start() -> Pcscd {
+        let child = (!Pcscd::running()).then(|| {
+            Command::new("/usr/sbin/pcscd")
+                .arg("--foreground")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("pcscd starts")
+        });
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(VPCD).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "vpcd does not listen on {VPCD}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Pcscd(child)
+    }
+
+    /// Whether this test started pcscd (and so may stop it).
+    pub fn owned(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+}
+
+/// Polls `ok` every 100 ms for up to 10 s; panics naming `what` if it never holds.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
