@@ -153,7 +153,11 @@ pub async fn regenerate(token: &mut Token, opts: &BankOptions, out: &Out) -> Res
             );
             (j, true)
         }
-        None => (plan(&api, &sets, opts, out).await?, false),
+        None => {
+            let state = plan(&api, &sets, opts, out).await?;
+            token.ensure_can_generate()?;
+            (state, false)
+        }
     };
     if !resumed {
         journal.save(&state)?;

@@ -177,6 +177,8 @@ pub async fn reissue(token: &mut Token, opts: &CaOptions, out: &Out) -> Result<C
         }
         None => {
             let (state, api) = plan(token, &sets, opts, out).await?;
+            // Logged in (shown), nothing asked of the CA yet: the last moment to stop cleanly.
+            token.ensure_can_generate()?;
             journal.save(&state)?;
             (state, api)
         }

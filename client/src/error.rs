@@ -64,6 +64,11 @@ pub enum ClientError {
     /// Any other token failure.
     #[error(transparent)]
     Token(P11Error),
+    /// The module cannot make key pairs on the token, so a regeneration cannot start.
+    #[error(
+        "the module {module} cannot make key pairs on token {token:?} (no CKM_EC_KEY_PAIR_GEN; OpenSC offers no PIV key generation through PKCS#11); nothing was changed: run kilt with the token's own module, or make the keys with yubico-piv-tool"
+    )]
+    CannotGenerate { module: String, token: String },
     /// No key set with a certificate the server accepts.
     #[error("{0}")]
     NoKeySet(String),

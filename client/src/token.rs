@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -484,6 +484,28 @@ impl Token {
             ])
             .map_err(ck("C_FindObjects"))?
             .is_empty())
+    }
+
+    /// Refuses, before anything changes, a token whose module cannot make P-256 key pairs
+    /// (OpenSC's PIV driver has no `CKM_EC_KEY_PAIR_GEN`: PKCS#11 2.40 §5.5 C_GetMechanismList
+    /// lists what a token can do, and `CKF_GENERATE_KEY_PAIR` says it generates).
+    pub fn ensure_can_generate(&self) -> Result<()> {
+        let mechanisms = self
+            .pkcs11
+            .get_mechanism_list(self.slot)
+            .map_err(ck("C_GetMechanismList"))?;
+        let generates = mechanisms.contains(&MechanismType::ECC_KEY_PAIR_GEN)
+            && self
+                .pkcs11
+                .get_mechanism_info(self.slot, MechanismType::ECC_KEY_PAIR_GEN)
+                .is_ok_and(|i| i.generate_key_pair());
+        if generates {
+            return Ok(());
+        }
+        Err(ClientError::CannotGenerate {
+            module: self.module.display().to_string(),
+            token: self.info.label.clone(),
+        })
     }
 
     /// A new P-256 key pair in the token: sensitive, non-extractable, labelled and identified by
