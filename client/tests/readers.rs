@@ -3,7 +3,7 @@
 //! card's. Shows the listing, recognition by ATR, waiting for insertion, and the message when
 //! pcscd is not running.
 
-use kilt_test_support::{PCSC_PEERS, Pcscd, VPCD, peers_installed, wait_until};
+use kilt_test_support::{PCSC_PEERS, Pcscd, ScriptedCard, VPCD, peers_installed, wait_until};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Output};
@@ -18,80 +18,6 @@ const JACARTA_ATR: &[u8] = &[
 ];
 /// Some other card's.
 const OTHER_ATR: &[u8] = &[0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00];
-
-/// A card in vpcd's first slot until dropped. vpcd's protocol: every message is a 2-byte
-/// big-endian length and a payload; a 1-byte payload is a control (0 off, 1 on, 2 reset, 4 the
-/// ATR, which is answered), anything longer is an APDU (answered "6D 00", no such instruction).
-struct Card {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Card {
-    fn insert(atr: &'static [u8]) -> Card {
-        let mut stream =
-            TcpStream::connect(VPCD).expect("vpcd listens (pcscd with vsmartcard-vpcd)");
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let answer = |s: &mut TcpStream, data: &[u8]| {
-                let mut msg = (data.len() as u16).to_be_bytes().to_vec();
-                msg.extend_from_slice(data);
-                s.write_all(&msg)
-            };
-            while !flag.load(Ordering::SeqCst) {
-                let mut len = [0u8; 2];
-                match stream.read_exact(&mut len) {
-                    Ok(()) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        continue;
-                    }
-                    Err(_) => return,
-                }
-                let mut payload = vec![0u8; u16::from_be_bytes(len) as usize];
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                if stream.read_exact(&mut payload).is_err() {
-                    return;
-                }
-                stream
-                    .set_read_timeout(Some(Duration::from_millis(100)))
-                    .unwrap();
-                let sent = match payload.as_slice() {
-                    [4] => answer(&mut stream, atr),
-                    [_] => Ok(()),
-                    _ => answer(&mut stream, &[0x6D, 0x00]),
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-            // Dropping the connection is pulling the card out.
-        });
-        Card {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Card {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.join().ok();
-        }
-    }
-}
 
 fn kilt(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kilt"))
@@ -134,7 +60,7 @@ fn readers_and_atrs_through_pcscd_and_a_virtual_reader() {
     // Waiting: the JaCarta goes in while `kilt readers --wait` waits.
     let waiting = std::thread::spawn(|| kilt(&["--wait", "10"]));
     std::thread::sleep(Duration::from_millis(500));
-    let card = Card::insert(JACARTA_ATR);
+    let card = ScriptedCard::insert(JACARTA_ATR, |_| vec![0x6D, 0x00]);
     let seen = waiting.join().unwrap();
     let found = readers(&seen);
     assert_eq!(found[0]["name"], "Virtual PCD 00 00", "{found:?}");
@@ -154,7 +80,7 @@ fn readers_and_atrs_through_pcscd_and_a_virtual_reader() {
     });
 
     // Another card is seen, but is not a JaCarta: --wait ignores it unless --any.
-    let other_card = Card::insert(OTHER_ATR);
+    let other_card = ScriptedCard::insert(OTHER_ATR, |_| vec![0x6D, 0x00]);
     wait_until("the other card", || {
         !slot0(&readers(&kilt(&[])))["atr"].is_null()
     });

@@ -61,6 +61,7 @@ macro_rules! case {
     };
 }
 
+pub mod card;
 mod cases;
 pub mod flow;
 
@@ -72,6 +73,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use card::{CARD_CASES, CardOptions, run_card};
 pub use cases::{CASES, Case};
 pub use flow::{FlowOptions, SCENARIOS, run_flow};
 
@@ -99,6 +101,9 @@ pub enum Error {
     /// The flow scenarios could not start (servers unreachable, token not empty, …).
     #[error("the flow scenarios cannot start: {0}")]
     Flow(String),
+    /// The card suite could not reach the card.
+    #[error("the card suite cannot start: {0}")]
+    Card(String),
 }
 
 /// What to test and how.
@@ -132,6 +137,10 @@ pub enum Group {
     CaFlow,
     /// The PIN at the start of either flow.
     FlowPin,
+    /// ISO/IEC 7816-4 behaviour of any card.
+    Iso7816,
+    /// The PIV application (NIST SP 800-73-4).
+    Piv,
 }
 
 impl Group {
@@ -147,6 +156,8 @@ impl Group {
             Group::BankFlow => "flow-1-bank",
             Group::CaFlow => "flow-2-ca",
             Group::FlowPin => "flow-pin",
+            Group::Iso7816 => "iso-7816-4",
+            Group::Piv => "piv",
         }
     }
 }
@@ -188,6 +199,8 @@ pub enum Suite {
     Pkcs11,
     /// `kilt-conformance flow`: the regeneration flows against a bank and a CA.
     Flow,
+    /// `kilt-conformance card`: a smart card over PC/SC.
+    Card,
 }
 
 impl Suite {
@@ -195,6 +208,7 @@ impl Suite {
         match self {
             Suite::Pkcs11 => "PKCS#11 conformance",
             Suite::Flow => "Regeneration flow scenarios",
+            Suite::Card => "ISO 7816-4 card behaviour",
         }
     }
 
@@ -202,6 +216,7 @@ impl Suite {
         match self {
             Suite::Pkcs11 => "pkcs11",
             Suite::Flow => "flow",
+            Suite::Card => "card",
         }
     }
 }

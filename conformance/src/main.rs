@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use kilt_conformance::{FlowOptions, Options, Report, run_flow, run_pkcs11};
+use kilt_conformance::{CardOptions, FlowOptions, Options, Report, run_card, run_flow, run_pkcs11};
 use kilt_emulator::PinSource;
 use std::path::PathBuf;
 
@@ -39,6 +39,13 @@ struct Common {
     /// Also run cases that lock a PIN (and restore it with the SO PIN).
     #[arg(long)]
     destructive: bool,
+    #[command(flatten)]
+    reports: Reports,
+}
+
+/// Where the reports go besides the terminal.
+#[derive(Args)]
+struct Reports {
     /// Write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
@@ -81,6 +88,30 @@ enum Command {
         #[arg(long, value_name = "URL")]
         ca_admin: String,
     },
+    /// Run ISO 7816-4 cases (and PIV's, where the card has it) against a smart card over
+    /// PC/SC: unknown AID, INS and CLA, wrong Lc, response and command chaining, the VERIFY
+    /// status query. No PIN try is spent unless --destructive.
+    #[command(
+        after_help = "Example (the emulated token as a card: kilt-token attach):\n  \
+        kilt-conformance card --reader 'Virtual PCD 00 00' --pin-source env:PIN \\\n    \
+        --so-pin-source env:SO_PIN --destructive --junit card.xml"
+    )]
+    Card {
+        /// The PC/SC reader (see `kilt readers`).
+        #[arg(long, value_name = "NAME")]
+        reader: String,
+        /// Where the user PIN comes from (only the destructive cases use it).
+        #[arg(long, value_name = "SOURCE")]
+        pin_source: Option<PinSource>,
+        /// Where the SO PIN (the PIV PUK) comes from, to restore a locked PIN.
+        #[arg(long, value_name = "SOURCE")]
+        so_pin_source: Option<PinSource>,
+        /// Also run cases that spend PIN tries and lock the PIN (then restore it).
+        #[arg(long)]
+        destructive: bool,
+        #[command(flatten)]
+        reports: Reports,
+    },
 }
 
 fn main() {
@@ -94,8 +125,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<i32> {
-    let (report, common) = match Cli::parse().command {
-        Command::Pkcs11 { common } => (run_pkcs11(&common.options()?)?, common),
+    let (report, reports) = match Cli::parse().command {
+        Command::Pkcs11 { common } => (run_pkcs11(&common.options()?)?, common.reports),
         Command::Flow {
             common,
             bank,
@@ -110,10 +141,26 @@ fn run() -> anyhow::Result<i32> {
                 ca,
                 ca_admin,
             })?;
-            (report, common)
+            (report, common.reports)
+        }
+        Command::Card {
+            reader,
+            pin_source,
+            so_pin_source,
+            destructive,
+            reports,
+        } => {
+            let read = |s: Option<PinSource>, prompt: &str| s.map(|s| s.read(prompt)).transpose();
+            let report = run_card(&CardOptions {
+                reader,
+                user_pin: read(pin_source, "User PIN: ")?,
+                so_pin: read(so_pin_source, "SO PIN (PUK): ")?,
+                destructive,
+            })?;
+            (report, reports)
         }
     };
-    write_reports(&report, &common)
+    write_reports(&report, &reports)
 }
 
 impl Common {
@@ -133,7 +180,7 @@ impl Common {
     }
 }
 
-fn write_reports(report: &Report, common: &Common) -> anyhow::Result<i32> {
+fn write_reports(report: &Report, common: &Reports) -> anyhow::Result<i32> {
     print!("{}", report.table());
     if let Some(path) = &common.junit {
         std::fs::write(path, report.junit())

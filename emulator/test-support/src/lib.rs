@@ -252,3 +252,77 @@ pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A card played over vpcd's socket in "Virtual PCD 00 00" until dropped: the ATR given, and
+/// every APDU answered by `answer`. vpcd's protocol: a 2-byte big-endian length, then the
+/// payload; a 1-byte payload is a control (0 off, 1 on, 2 reset, 4 the ATR, which is answered).
+/// Dropping it pulls the card out.
+pub struct ScriptedCard {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ScriptedCard {
+    pub fn insert(atr: &'static [u8], answer: fn(&[u8]) -> Vec<u8>) -> ScriptedCard {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+        let mut stream =
+            std::net::TcpStream::connect(VPCD).expect("vpcd listens (pcscd with vsmartcard-vpcd)");
+        let idle = Some(Duration::from_millis(100));
+        stream.set_read_timeout(idle).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let send = |s: &mut std::net::TcpStream, data: &[u8]| {
+                let mut msg = (data.len() as u16).to_be_bytes().to_vec();
+                msg.extend_from_slice(data);
+                s.write_all(&msg)
+            };
+            while !flag.load(Ordering::SeqCst) {
+                let mut len = [0u8; 2];
+                match stream.read_exact(&mut len) {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue;
+                    }
+                    Err(_) => return,
+                }
+                let mut payload = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                if stream.read_exact(&mut payload).is_err() {
+                    return;
+                }
+                stream.set_read_timeout(idle).unwrap();
+                let sent = match payload.as_slice() {
+                    [4] => send(&mut stream, atr),
+                    [_] => Ok(()),
+                    apdu => send(&mut stream, &answer(apdu)),
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        ScriptedCard {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ScriptedCard {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().ok();
+        }
+    }
+}
