@@ -3,12 +3,8 @@
 //! card's. Shows the listing, recognition by ATR, waiting for insertion, and the message when
 //! pcscd is not running.
 
-use kilt_test_support::{PCSC_PEERS, Pcscd, ScriptedCard, VPCD, peers_installed, wait_until};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use kilt_test_support::{PCSC_PEERS, Pcscd, ScriptedCard, peers_installed, wait_until};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A JaCarta PKI's ATR (DESIGN.md, "The token").
