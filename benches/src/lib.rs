@@ -44,6 +44,25 @@ pub const TARGET_FIND_US: f64 = 1000.0;
 
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
+/// The emulated token as a smart card (`kilt-token attach`) in a PC/SC reader.
+#[derive(Clone, Debug)]
+pub struct CardSettings {
+    /// The reader the card is in.
+    pub reader: String,
+    /// OpenSC's PKCS#11 module, which drives the card as PIV.
+    pub opensc_module: PathBuf,
+}
+
+/// The card token's label and PIN (a PIV PIN has at most 8 characters).
+pub const CARD_LABEL: &str = "bench-card";
+pub const CARD_PIN: &str = "12345678";
+/// Debian's OpenSC module.
+pub const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+/// vsmartcard's first virtual reader.
+pub const VPCD_READER: &str = "Virtual PCD 00 00";
+/// Issue 12's goal for one APDU round trip through pcscd and vpcd (reported, never enforced).
+pub const TARGET_APDU_MS: f64 = 0.5;
+
 /// How long to measure.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -51,6 +70,8 @@ pub struct Settings {
     pub softhsm_module: Option<PathBuf>,
     pub rounds: usize,
     pub round: Duration,
+    /// Measure the card door too.
+    pub card: Option<CardSettings>,
 }
 
 impl Settings {
@@ -61,6 +82,7 @@ impl Settings {
             softhsm_module,
             rounds: 3,
             round: Duration::from_millis(150),
+            card: None,
         }
     }
 }
@@ -84,6 +106,20 @@ pub struct Report {
     pub ratios: serde_json::Map<String, serde_json::Value>,
     pub threads_ratio: f64,
     pub find_one_of_10000_us: f64,
+    /// The card door, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardRates>,
+}
+
+/// The card door through pcscd and vsmartcard's reader.
+#[derive(Clone, Debug, Serialize)]
+pub struct CardRates {
+    /// One APDU round trip (VERIFY status query), milliseconds, median of rounds.
+    pub apdu_round_trip_ms: f64,
+    /// ECDSA signatures per second through OpenSC's PIV driver and the card.
+    pub opensc_signs_per_s: f64,
+    /// kilt's own module on the same machine, same rounds, for comparison.
+    pub module_signs_per_s: f64,
 }
 
 impl Report {
@@ -124,6 +160,15 @@ impl Report {
             "  find 1 of {FIND_OBJECTS} objects = {:.0} µs (target < {TARGET_FIND_US} µs)\n",
             self.find_one_of_10000_us
         );
+        if let Some(c) = &self.card {
+            out += "card door (kilt-token attach, pcscd + vsmartcard vpcd):\n";
+            out += &format!(
+                "  APDU round trip (VERIFY status) {:>10.3} ms (target ≤ {TARGET_APDU_MS} ms)\n",
+                c.apdu_round_trip_ms
+            );
+            out += &row("OpenSC PIV + card, ECDSA", Some(c.opensc_signs_per_s));
+            out += &row("kilt module beside it", Some(c.module_signs_per_s));
+        }
         out
     }
 }
@@ -264,12 +309,73 @@ pub fn measure(settings: &Settings) -> Result<Report> {
             .map_or(serde_json::Value::Null, |s| (rates.emulator / s).into()),
     );
     ratios.insert("emulator/p256".into(), (rates.emulator / rates.p256).into());
+    let card = settings
+        .card
+        .as_ref()
+        .map(|c| measure_card(c, &kilt.target, settings))
+        .transpose()?;
     Ok(Report {
+        card,
         rounds: settings.rounds,
         round_ms: settings.round.as_millis(),
         threads_ratio: rates.emulator_2_threads / rates.emulator,
         rates,
         ratios,
         find_one_of_10000_us: find_time_us(&kilt.target)?,
+    })
+}
+
+/// Opens the card through OpenSC's module and logs in with the card token's PIN.
+fn open_card(opensc: &std::path::Path) -> Result<Module> {
+    let pkcs11 =
+        Pkcs11::new(opensc).with_context(|| format!("cannot load {}", opensc.display()))?;
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    let slot = *pkcs11
+        .get_slots_with_token()?
+        .first()
+        .ok_or_else(|| anyhow!("OpenSC sees no card"))?;
+    let session = pkcs11.open_rw_session(slot)?;
+    session.login(UserType::User, Some(&pin(CARD_PIN)))?;
+    let key = *session
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?
+        .first()
+        .ok_or_else(|| anyhow!("OpenSC shows no private key on the card"))?;
+    Ok(Module {
+        target: Target { pkcs11, slot, key },
+        _login: session,
+    })
+}
+
+/// APDU round trips through pcscd and vpcd, and signatures through OpenSC, rounds interleaved
+/// with kilt's own module.
+fn measure_card(c: &CardSettings, module: &Target, settings: &Settings) -> Result<CardRates> {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).context("pcscd is not running")?;
+    let reader = std::ffi::CString::new(c.reader.as_str())?;
+    let opensc = open_card(&c.opensc_module)?;
+    let (mut apdu, mut card_signs, mut module_signs) = (vec![], vec![], vec![]);
+    for _ in 0..settings.rounds {
+        {
+            // A connection of its own, shared with OpenSC's (PC/SC shares the card).
+            let card = ctx.connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)?;
+            let mut buf = [0u8; 258];
+            let select = [
+                0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00,
+            ];
+            card.transmit(&select, &mut buf)?;
+            let per_second = rate(settings.round, || {
+                let r = card
+                    .transmit(&[0x00, 0x20, 0x00, 0x80], &mut buf)
+                    .expect("APDU");
+                assert_eq!(r.len(), 2, "a status word");
+            });
+            apdu.push(1000.0 / per_second);
+        }
+        card_signs.push(sign_rate(&opensc.target, settings.round)?);
+        module_signs.push(sign_rate(module, settings.round)?);
+    }
+    Ok(CardRates {
+        apdu_round_trip_ms: median(apdu),
+        opensc_signs_per_s: median(card_signs),
+        module_signs_per_s: median(module_signs),
     })
 }

@@ -3,7 +3,10 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use kilt_benches::{LABEL, SO_PIN, SOFTHSM, Settings, USER_PIN, measure};
+use kilt_benches::{
+    CARD_LABEL, CARD_PIN, CardSettings, LABEL, OPENSC, SO_PIN, SOFTHSM, Settings, USER_PIN,
+    VPCD_READER, measure,
+};
 use kilt_emulator::{Config, Emulator, Pin};
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,6 +38,10 @@ struct Cli {
     /// The SoftHSM2 module; measured only if present.
     #[arg(long, default_value = SOFTHSM)]
     softhsm: PathBuf,
+    /// Leave out the card door (measured when pcscd runs with vsmartcard's reader free, and
+    /// OpenSC is installed).
+    #[arg(long)]
+    no_card: bool,
 }
 
 fn main() {
@@ -58,6 +65,12 @@ fn run() -> Result<()> {
     let softhsm = cli.softhsm.exists().then(|| cli.softhsm.clone());
     if std::env::var_os("KILT_BENCH_CHILD").is_some() {
         let mut settings = Settings::quick(module, softhsm);
+        settings.card = std::env::var("KILT_BENCH_CARD")
+            .ok()
+            .map(|reader| CardSettings {
+                reader,
+                opensc_module: OPENSC.into(),
+            });
         if !cli.quick {
             settings.rounds = cli.rounds.max(1);
             settings.round = Duration::from_millis(cli.round_ms.max(10));
@@ -106,12 +119,112 @@ fn run() -> Result<()> {
             cli.softhsm.display()
         );
     }
-    let status = Command::new(std::env::current_exe()?)
+    let card = if cli.no_card {
+        None
+    } else {
+        match attach_card(&dir.path().join("card")) {
+            Ok(child) => Some(child),
+            Err(why) => {
+                eprintln!("kilt-bench: the card door is not measured: {why:#}");
+                None
+            }
+        }
+    };
+    let mut child = Command::new(std::env::current_exe()?);
+    child
         .args(std::env::args_os().skip(1))
         .env("KILT_BENCH_CHILD", "1")
         .env("KILT_TOKEN_DIR", &kilt_dir)
-        .env("SOFTHSM2_CONF", &conf)
-        .status()?;
+        .env("SOFTHSM2_CONF", &conf);
+    if card.is_some() {
+        child.env("KILT_BENCH_CARD", VPCD_READER);
+    }
+    let status = child.status()?;
+    drop(card);
     anyhow::ensure!(status.success(), "the measurement failed");
     Ok(())
+}
+
+/// `kilt-token attach` until dropped.
+struct Attached(std::process::Child);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn card_present(ctx: &pcsc::Context) -> bool {
+    let Ok(name) = std::ffi::CString::new(VPCD_READER) else {
+        return false;
+    };
+    let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
+    ctx.get_status_change(Duration::from_millis(100), &mut states)
+        .is_ok()
+        && states[0].event_state().contains(pcsc::State::PRESENT)
+}
+
+/// A token with a P-256 key and an AUTH certificate (so OpenSC's PIV driver shows the key),
+/// attached to vsmartcard's first reader.
+fn attach_card(dir: &std::path::Path) -> Result<Attached> {
+    anyhow::ensure!(
+        std::path::Path::new(OPENSC).exists(),
+        "{OPENSC} is not installed (apt-get install opensc)"
+    );
+    let ctx = pcsc::Context::establish(pcsc::Scope::User)
+        .context("pcscd is not running (pcscd with vsmartcard-vpcd)")?;
+    anyhow::ensure!(!card_present(&ctx), "{VPCD_READER} already holds a card");
+    let tool = std::env::current_exe()?.with_file_name("kilt-token");
+    anyhow::ensure!(
+        tool.exists(),
+        "{} not found; build it: cargo build --release -p kilt-token",
+        tool.display()
+    );
+    let emu = Emulator::new(Config::in_dir(dir))?;
+    emu.provision(0, CARD_LABEL, &Pin::from(SO_PIN), &Pin::from(CARD_PIN))?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.self_signed(&key)?;
+    std::fs::write(dir.join("auth.pem"), cert.pem())?;
+    std::fs::write(dir.join("auth.key"), key.serialize_pem())?;
+    let import = Command::new(&tool)
+        .args([
+            "import",
+            "--token",
+            CARD_LABEL,
+            "--id",
+            "01",
+            "--pin-source",
+            "env:PIN",
+        ])
+        .arg("--cert")
+        .arg(dir.join("auth.pem"))
+        .arg("--key")
+        .arg(dir.join("auth.key"))
+        .env("KILT_TOKEN_DIR", dir)
+        .env("PIN", CARD_PIN)
+        .output()?;
+    anyhow::ensure!(
+        import.status.success(),
+        "kilt-token import: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let attached = Attached(
+        Command::new(&tool)
+            .args(["attach", "--token", CARD_LABEL])
+            .env("KILT_TOKEN_DIR", dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let start = std::time::Instant::now();
+    while !card_present(&ctx) {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the card did not appear in {VPCD_READER}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(attached)
 }
