@@ -3,6 +3,12 @@
 //! `yubico-piv-tool` and plain `openssl` — and the same token through `libkilt_pkcs11.so`.
 //! One test, because the virtual reader is one per machine.
 
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
 use kilt_test_support::{PCSC_PEERS, Pcscd, peers_installed, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -429,10 +435,40 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
     );
     assert!(objects.contains("PIV SIGN key"), "{objects}");
 
-    // Unplugged: the reader shows no card and OpenSC finds no token; plugged back, it does.
+    // Unplugged while OpenSC holds a logged-in session (its module loaded here through
+    // cryptoki): the next call that needs the card fails as on a pulled device, and the reader
+    // shows no card; plugged back, a new session works.
+    let opensc = Pkcs11::new(OPENSC).unwrap();
+    opensc
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = opensc.get_slots_with_token().unwrap()[0];
+    let session = opensc.open_ro_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(PIN.into())))
+        .unwrap();
+    let key = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    session.sign(&Mechanism::Ecdsa, key, &[7u8; 32]).unwrap();
     let o = env.kilt_token(&["unplug", "--token", "card"]);
     assert!(o.status.success(), "{}", text(&o));
     wait_until("the card's removal", || !card_present(&env));
+    match session.sign(&Mechanism::Ecdsa, key, &[7u8; 32]) {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => assert!(
+            matches!(
+                rv,
+                RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::SessionHandleInvalid
+            ),
+            "{rv:?}"
+        ),
+        other => panic!("a sign on a pulled card answered {other:?}"),
+    }
+    drop(session);
+    drop(opensc);
     let slots = text(&p11(&env, &["-L"]));
     assert!(!slots.contains("piv_II"), "{slots}");
     let o = env.kilt_token(&["plug", "--token", "card"]);
