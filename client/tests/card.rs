@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use kilt_test_support::{PCSC_PEERS, Pcscd, peers_installed, wait_until};
+use kilt_test_support::{PCSC_PEERS, Pcscd, card_present, peers_installed, wait_until};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -23,17 +23,6 @@ impl Drop for Attached {
     }
 }
 
-fn card_present() -> bool {
-    Command::new("opensc-tool")
-        .arg("--list-readers")
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.contains("Virtual PCD 00 00") && l.contains("Yes"))
-        })
-}
-
 /// Child: first certificates through kilt's module, then the same token as a card.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "entry point of the child processes the other tests start"]
@@ -48,7 +37,11 @@ async fn child_kilt_through_opensc_and_the_card() {
             .spawn()
             .unwrap(),
     );
-    tokio::task::block_in_place(|| wait_until("the card in the reader", card_present));
+    tokio::task::block_in_place(|| {
+        wait_until("the card in the reader", || {
+            card_present("Virtual PCD 00 00")
+        })
+    });
     // `kilt readers` recognises the attached token as a JaCarta by its ATR.
     let readers = Command::new(env!("CARGO_BIN_EXE_kilt"))
         .args(["readers", "--json"])

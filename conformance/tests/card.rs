@@ -3,7 +3,7 @@
 //! token ends with all its tries; on a card that says yes to everything, the suite says so.
 
 use kilt_test_support::{
-    PCSC_PEERS, Pcscd, ScriptedCard, kilt_module, peers_installed, wait_until,
+    PCSC_PEERS, Pcscd, ScriptedCard, card_present, kilt_module, peers_installed, wait_until,
 };
 use std::process::{Child, Command, Output, Stdio};
 
@@ -18,19 +18,6 @@ fn suite(args: &[&str]) -> Output {
         .env("SO_PIN", kilt_test_support::SO_PIN)
         .output()
         .unwrap()
-}
-
-/// Whether the reader reports a card (a status query, as `kilt readers` does: connecting to
-/// poll would power the card up and down between every look).
-fn card_in_reader() -> bool {
-    let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
-        return false;
-    };
-    let name = std::ffi::CString::new(READER).unwrap();
-    let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
-    ctx.get_status_change(std::time::Duration::from_millis(100), &mut states)
-        .is_ok()
-        && states[0].event_state().contains(pcsc::State::PRESENT)
 }
 
 struct Attached(Child);
@@ -70,7 +57,7 @@ fn the_card_suite_passes_the_emulated_card_and_fails_a_yes_card() {
             .spawn()
             .unwrap(),
     );
-    wait_until("the emulated card", card_in_reader);
+    wait_until("the emulated card", || card_present(READER));
     let junit = out_dir.path().join("card.xml");
     let json = out_dir.path().join("card.json");
     let o = suite(&[
@@ -127,11 +114,11 @@ fn the_card_suite_passes_the_emulated_card_and_fails_a_yes_card() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1);
     drop(attached);
-    wait_until("the emulated card's removal", || !card_in_reader());
+    wait_until("the emulated card's removal", || !card_present(READER));
 
     // A card that answers 9000 to everything: the suite must not believe it.
     let _yes = ScriptedCard::insert(&[0x3B, 0x80, 0x80, 0x01, 0x01], |_| vec![0x90, 0x00]);
-    wait_until("the scripted card", card_in_reader);
+    wait_until("the scripted card", || card_present(READER));
     let o = suite(&[]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}");

@@ -270,6 +270,68 @@ mod tests {
         assert_eq!(StatusWord::more_data(300), StatusWord(0x6100));
         assert_eq!(StatusWord::more_data(17), StatusWord(0x6111));
         assert!(StatusWord(0x63C2).meaning().contains("2 tries left"));
+        assert_eq!(StatusWord(0x6110).meaning(), "16 more bytes available");
+        assert_eq!(StatusWord(0x6100).meaning(), "256 more bytes available");
         assert_eq!(format!("{:?}", StatusWord::NOT_FOUND), "6A82");
+        assert_eq!(
+            StatusWord::NOT_FOUND.to_string(),
+            "6A82 (file or application not found)"
+        );
+        assert_eq!(
+            (StatusWord(0x61AB).sw1(), StatusWord(0x61AB).sw2()),
+            (0x61, 0xAB)
+        );
+        assert_eq!(StatusWord(0x1234).meaning(), "unknown");
+    }
+
+    #[test]
+    fn every_named_status_word_has_its_own_meaning() {
+        let named = [
+            StatusWord::OK,
+            StatusWord::WRONG_LENGTH,
+            StatusWord::LAST_COMMAND_EXPECTED,
+            StatusWord::SECURITY_NOT_SATISFIED,
+            StatusWord::AUTH_BLOCKED,
+            StatusWord::CONDITIONS_NOT_SATISFIED,
+            StatusWord::WRONG_DATA,
+            StatusWord::FUNCTION_NOT_SUPPORTED,
+            StatusWord::NOT_FOUND,
+            StatusWord::NOT_ENOUGH_MEMORY,
+            StatusWord::WRONG_P1P2,
+            StatusWord::REFERENCE_NOT_FOUND,
+            StatusWord::INS_NOT_SUPPORTED,
+            StatusWord::CLA_NOT_SUPPORTED,
+            StatusWord::EXECUTION_ERROR,
+            StatusWord::NO_PRECISE_DIAGNOSIS,
+        ];
+        let meanings: std::collections::HashSet<String> =
+            named.iter().map(|sw| sw.meaning()).collect();
+        assert_eq!(meanings.len(), named.len());
+        assert!(!meanings.contains("unknown"));
+    }
+
+    #[test]
+    fn commands_encode_as_readers_send_them() {
+        for bytes in [
+            vec![0x00, 0xA4, 0x04, 0x00],
+            vec![0x00, 0xCA, 0x00, 0x00, 0x00],
+            vec![0x00, 0x20, 0x00, 0x80, 0x02, 0x31, 0x32],
+            vec![0x00, 0xCB, 0x3F, 0xFF, 0x01, 0x07, 0x10],
+            vec![0x00, 0xDB, 0x3F, 0xFF, 0x00, 0x01, 0x2C]
+                .into_iter()
+                .chain(std::iter::repeat_n(0xAA, 300))
+                .collect(),
+            vec![0x00, 0xCA, 0x00, 0x00, 0x00, 0x00, 0x00],
+        ] {
+            assert_eq!(Command::parse(&bytes).unwrap().to_bytes(), bytes);
+        }
+        let chained = Command::parse(&[0x10, 0xDB, 0x3F, 0xFF, 0x01, 0x00]).unwrap();
+        assert!(chained.chained());
+        assert!(
+            !Command::parse(&[0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x00])
+                .unwrap()
+                .chained()
+        );
+        assert_eq!(Response::ok(vec![1, 2]).to_bytes(), [1, 2, 0x90, 0x00]);
     }
 }

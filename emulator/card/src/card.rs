@@ -161,7 +161,8 @@ impl Card {
             Ok(None) => return Response::ok(Vec::new()),
             Err(sw) => return sw.into(),
         };
-        let result = match (cmd.cla & !0x10, cmd.ins) {
+        // From here on no command carries the chaining bit (chain() took the parts).
+        let result = match (cmd.cla, cmd.ins) {
             (0x00, 0xA4) => self.select(&cmd),
             _ => match self.app {
                 Some(App::Piv) => piv::handle(
@@ -214,11 +215,8 @@ impl Card {
             self.chain = Some(Chain { header, data });
             return Ok(None);
         }
-        Ok(Some(Command {
-            cla: header[0],
-            data,
-            ..cmd
-        }))
+        // The last part has no chaining bit, so its class is the chain's.
+        Ok(Some(Command { data, ..cmd }))
     }
 
     /// SELECT by DF name (7816-4 §11.2.2): the PIV AID by any prefix of five bytes or more (SP

@@ -17,7 +17,7 @@ const CAP_SERIAL: (u8, u8) = (0x01, 0x14);
 
 /// Handles one command for the selected JaCarta application; `Ok` is the response data.
 pub fn handle(door: &mut Door, cmd: &Command) -> Result<Vec<u8>, StatusWord> {
-    match (cmd.cla & !0x10, cmd.ins) {
+    match (cmd.cla, cmd.ins) {
         (0x80, 0xCB) => get_capability(door, cmd),
         (0x00, 0x20) => verify(door, cmd),
         (_, 0x20 | 0xCB) => Err(StatusWord::CLA_NOT_SUPPORTED),

@@ -62,7 +62,7 @@ pub fn handle(
     cmd: &Command,
     note: &mut Note,
 ) -> Result<Vec<u8>, StatusWord> {
-    if cmd.cla & !0x10 != 0 {
+    if cmd.cla != 0 {
         return Err(StatusWord::CLA_NOT_SUPPORTED);
     }
     match cmd.ins {

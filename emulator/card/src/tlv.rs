@@ -104,6 +104,23 @@ mod tests {
         assert_eq!(next(&[0x53, 0x83, 0, 0, 1, 0]), None);
     }
 
+    #[test]
+    fn tags_up_to_three_bytes_and_no_longer() {
+        // Tags are written with as many bytes as their value needs.
+        assert_eq!(tlv(0xFF, &[]), [0xFF, 0x00]);
+        assert_eq!(tlv(0xFFFF, &[]), [0xFF, 0xFF, 0x00]);
+        assert_eq!(tlv(0x7F49, &[]), [0x7F, 0x49, 0x00]);
+        // Lengths: one byte up to 127, then 81 xx, then 82 xx xx.
+        assert_eq!(tlv(0x53, &[0; 127])[..2], [0x53, 0x7F]);
+        assert_eq!(tlv(0x53, &[0; 128])[..3], [0x53, 0x81, 0x80]);
+        assert_eq!(tlv(0x53, &[0; 255])[..3], [0x53, 0x81, 0xFF]);
+        assert_eq!(tlv(0x53, &[0; 256])[..4], [0x53, 0x82, 0x01, 0x00]);
+        // Read: a three-byte tag is the longest.
+        assert_eq!(next(&[0xFF, 0xFF, 0x01, 0x00]), Some((0xFFFF01, &[][..], &[][..])));
+        assert_eq!(next(&[0x1F, 0xFF, 0xFF, 0x01, 0x00]), None);
+        assert_eq!(next(&[0x5F, 0xC1]), None);
+    }
+
     proptest! {
         #[test]
         fn round_trip(tag in prop_oneof![0x01u32..0x1F, 0x5F01u32..0x5F7F, 0x5FC101u32..0x5FC17F],

@@ -1,196 +1,14 @@
 //! The card engine over a real token store, without a reader: ISO 7816-4 status words, chaining,
 //! and one token behind two doors (the core as the PKCS#11 module uses it, and the card).
 
+mod common;
+
+use common::*;
 use cryptoki_sys::*;
-use kilt_card::{Card, StatusWord, tlv};
-use kilt_emulator::{Config, Emulator, Mechanism, ObjectHandle, Pin, SessionHandle, UserType};
+use kilt_card::{StatusWord, tlv};
+use kilt_emulator::{Pin, UserType};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use proptest::prelude::*;
-use std::sync::Arc;
-
-const PIN: &str = "12345678";
-const SO_PIN: &str = "00000000";
-const PIV_SELECT: [u8; 11] = [
-    0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00,
-];
-const MGMT_KEY: [u8; 24] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
-];
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    emu: Arc<Emulator>,
-    slot: u64,
-    card: Card,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::in_dir(dir.path());
-    config.profile.kdf_iterations = 1;
-    let emu = Arc::new(Emulator::new(config).unwrap());
-    let slot = emu.slot_list(true).unwrap()[0];
-    emu.provision(slot, "card", &Pin::from(SO_PIN), &Pin::from(PIN))
-        .unwrap();
-    let card = Card::new(emu.clone(), slot).unwrap();
-    Fixture {
-        _dir: dir,
-        emu,
-        slot,
-        card,
-    }
-}
-
-fn sw(r: &[u8]) -> StatusWord {
-    StatusWord(u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]))
-}
-
-fn data(r: &[u8]) -> &[u8] {
-    &r[..r.len() - 2]
-}
-
-fn apdu(ins: u8, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
-    kilt_card::Command {
-        cla: 0,
-        ins,
-        p1,
-        p2,
-        data: data.to_vec(),
-        ne: Some(256),
-        extended: false,
-    }
-    .to_bytes()
-}
-
-fn pin_field(pin: &str) -> Vec<u8> {
-    let mut f = pin.as_bytes().to_vec();
-    f.resize(8, 0xFF);
-    f
-}
-
-/// Sends a command and follows `61xx` with GET RESPONSE, as OpenSC does.
-fn full(card: &mut Card, cmd: &[u8]) -> (Vec<u8>, StatusWord) {
-    let mut r = card.transmit(cmd);
-    let mut out = data(&r).to_vec();
-    while sw(&r).sw1() == 0x61 {
-        r = card.transmit(&[0x00, 0xC0, 0x00, 0x00, sw(&r).sw2()]);
-        out.extend_from_slice(data(&r));
-    }
-    (out, sw(&r))
-}
-
-/// A session of the token's other door (the core as the PKCS#11 module drives it).
-fn p11_session(f: &Fixture) -> SessionHandle {
-    f.emu.open_session(f.slot, true, true).unwrap()
-}
-
-fn tries(f: &Fixture) -> u32 {
-    f.emu.token_info(f.slot).unwrap().user_pin.tries_left
-}
-
-/// A key pair made through PKCS#11 with a certificate for it (EKU clientAuth): the CA's AUTH set.
-fn pkcs11_key_set(f: &Fixture) -> (ObjectHandle, Vec<u8>, Vec<u8>) {
-    let s = p11_session(f);
-    f.emu
-        .login(s, UserType::User, Some(&Pin::from(PIN)))
-        .unwrap();
-    let id = b"auth-1".to_vec();
-    let one = vec![1u8];
-    let (public, private) = f
-        .emu
-        .generate_key_pair(
-            s,
-            &Mechanism::new(CKM_EC_KEY_PAIR_GEN),
-            &[
-                (CKA_EC_PARAMS, kilt_emulator::crypto::P256_PARAMS.to_vec()),
-                (CKA_TOKEN, one.clone()),
-                (CKA_ID, id.clone()),
-            ],
-            &[(CKA_TOKEN, one.clone()), (CKA_ID, id.clone())],
-        )
-        .unwrap();
-    let point = match f.emu.get_attributes(s, public, &[CKA_EC_POINT]).unwrap()[0].clone() {
-        kilt_emulator::AttrResult::Value(v) => {
-            kilt_emulator::crypto::parse_ec_point(&v).unwrap().to_vec()
-        }
-        other => panic!("{other:?}"),
-    };
-    // A certificate for that key, issued by a throwaway CA (rcgen is not needed: the card
-    // only reads the EKU and the public key, so x509 is built by hand from a template).
-    let cert = certificate_for(&point);
-    let (_, parsed) = x509_parser::parse_x509_certificate(&cert).unwrap();
-    let subject = parsed.subject().as_raw().to_vec();
-    f.emu
-        .create_object(
-            s,
-            &[
-                (CKA_CLASS, CKO_CERTIFICATE.to_ne_bytes().to_vec()),
-                (CKA_CERTIFICATE_TYPE, CKC_X_509.to_ne_bytes().to_vec()),
-                (CKA_TOKEN, one),
-                (CKA_ID, id),
-                (CKA_SUBJECT, subject),
-                (CKA_VALUE, cert.clone()),
-            ],
-        )
-        .unwrap();
-    f.emu.logout(s).unwrap();
-    f.emu.close_session(s).unwrap();
-    (private, point, cert)
-}
-
-/// A self-issued certificate with EKU clientAuth for `point`, signed by an unrelated key.
-fn certificate_for(point: &[u8]) -> Vec<u8> {
-    use p256::ecdsa::{SigningKey, signature::Signer};
-    let ca = SigningKey::from_slice(&[0x42; 32]).unwrap();
-    let seq = |v: &[u8]| tlv::tlv(0x30, v);
-    let oid = |o: &[u8]| tlv::tlv(0x06, o);
-    let ecdsa_sha256 = seq(&oid(&[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02]));
-    let name = seq(&tlv::tlv(
-        0x31,
-        &seq(&[oid(&[0x55, 0x04, 0x03]), tlv::tlv(0x0C, b"card test")].concat()),
-    ));
-    let spki = seq(&[
-        seq(&[
-            oid(&[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01]),
-            oid(&[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]),
-        ]
-        .concat()),
-        tlv::tlv(0x03, &[&[0u8][..], point].concat()),
-    ]
-    .concat());
-    let validity = seq(&[
-        tlv::tlv(0x17, b"250101000000Z"),
-        tlv::tlv(0x17, b"350101000000Z"),
-    ]
-    .concat());
-    // extendedKeyUsage: clientAuth.
-    let eku = seq(&[
-        oid(&[0x55, 0x1D, 0x25]),
-        tlv::tlv(
-            0x04,
-            &seq(&oid(&[0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02])),
-        ),
-    ]
-    .concat());
-    let tbs = seq(&[
-        tlv::tlv(0xA0, &tlv::tlv(0x02, &[2])),
-        tlv::tlv(0x02, &[0x01, 0x23]),
-        ecdsa_sha256.clone(),
-        name.clone(),
-        validity,
-        name,
-        spki,
-        tlv::tlv(0xA3, &seq(&eku)),
-    ]
-    .concat());
-    let sig: p256::ecdsa::Signature = ca.sign(&tbs);
-    seq(&[
-        tbs,
-        ecdsa_sha256,
-        tlv::tlv(0x03, &[&[0u8][..], sig.to_der().as_bytes()].concat()),
-    ]
-    .concat())
-}
 
 #[test]
 fn iso_status_words_and_a_failed_select_keeps_the_application() {
@@ -366,28 +184,6 @@ fn a_key_made_through_pkcs11_signs_through_the_card_with_chained_answers() {
     assert_eq!(sw(&c.transmit(&auth9c)), StatusWord::REFERENCE_NOT_FOUND);
 }
 
-fn management_auth(c: &mut Card) {
-    use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
-    let k = des::TdesEde3::new(&MGMT_KEY.into());
-    let r = c.transmit(&apdu(0x87, 0x03, 0x9B, &[0x7C, 0x02, 0x80, 0x00]));
-    assert_eq!(sw(&r), StatusWord::OK);
-    let mut w: [u8; 8] = data(&r)[4..12].try_into().unwrap();
-    let mut b = w.into();
-    k.decrypt_block(&mut b);
-    w = b.into();
-    let challenge = [9u8; 8];
-    let step2 = tlv::tlv(
-        0x7C,
-        &[tlv::tlv(0x80, &w), tlv::tlv(0x81, &challenge)].concat(),
-    );
-    let r = c.transmit(&apdu(0x87, 0x03, 0x9B, &step2));
-    assert_eq!(sw(&r), StatusWord::OK);
-    let mut e = challenge.into();
-    k.encrypt_block(&mut e);
-    let e: [u8; 8] = e.into();
-    assert_eq!(&data(&r)[4..12], &e, "the card proves the key too");
-}
-
 #[test]
 fn keys_and_certificates_made_through_the_card_are_token_objects() {
     let mut f = fixture();
@@ -416,7 +212,7 @@ fn keys_and_certificates_made_through_the_card_are_token_objects() {
         .unwrap()
         .to_vec();
     assert_eq!(point.len(), 65);
-    let cert = certificate_for(&point);
+    let cert = client_auth(&point);
     let mut obj = tlv::tlv(0x70, &cert);
     obj.extend_from_slice(&[0x71, 0x01, 0x00, 0xFE, 0x00]);
     let put = [tlv::tlv(0x5C, &[0x5F, 0xC1, 0x0A]), tlv::tlv(0x53, &obj)].concat();

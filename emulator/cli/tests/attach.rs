@@ -9,7 +9,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use kilt_test_support::{PCSC_PEERS, Pcscd, peers_installed, wait_until};
+use kilt_test_support::{PCSC_PEERS, Pcscd, card_present, peers_installed, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -109,12 +109,6 @@ impl Drop for Attached {
         self.child.kill().ok();
         self.child.wait().ok();
     }
-}
-
-fn card_present(env: &Env) -> bool {
-    text(&env.run("opensc-tool", &["--list-readers"]))
-        .lines()
-        .any(|l| l.contains(READER) && l.contains("Yes"))
 }
 
 fn p11(env: &Env, args: &[&str]) -> Output {
@@ -274,7 +268,7 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
     let pcscd = Pcscd::start();
     let trace = env.path("trace.txt");
     let attached = Attached::start(&env, &trace);
-    wait_until("the card in the reader", || card_present(&env));
+    wait_until("the card in the reader", || card_present(READER));
 
     // The reader shows a JaCarta's ATR; OpenSC drives the card as PIV.
     let atr = text(&env.run("opensc-tool", &["-r", READER, "-a"]));
@@ -456,7 +450,7 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
     session.sign(&Mechanism::Ecdsa, key, &[7u8; 32]).unwrap();
     let o = env.kilt_token(&["unplug", "--token", "card"]);
     assert!(o.status.success(), "{}", text(&o));
-    wait_until("the card's removal", || !card_present(&env));
+    wait_until("the card's removal", || !card_present(READER));
     match session.sign(&Mechanism::Ecdsa, key, &[7u8; 32]) {
         Err(cryptoki::error::Error::Pkcs11(rv, _)) => assert!(
             matches!(
@@ -473,7 +467,7 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
     assert!(!slots.contains("piv_II"), "{slots}");
     let o = env.kilt_token(&["plug", "--token", "card"]);
     assert!(o.status.success(), "{}", text(&o));
-    wait_until("the card back in the reader", || card_present(&env));
+    wait_until("the card back in the reader", || card_present(READER));
     sign_and_verify(&env, "01", "auth.pub");
 
     // pcscd restarting (only when this test owns it): the card goes back into the new reader.
@@ -481,7 +475,7 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
         drop(pcscd);
         wait_until("pcscd to stop", || !Pcscd::running());
         let again = Pcscd::start();
-        wait_until("the card in the new reader", || card_present(&env));
+        wait_until("the card in the new reader", || card_present(READER));
         again
     } else {
         pcscd

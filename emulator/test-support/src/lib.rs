@@ -326,3 +326,18 @@ impl Drop for ScriptedCard {
         }
     }
 }
+
+/// Whether PC/SC reports a card in `reader` (a status query, as `kilt readers` does: polling by
+/// connecting would power the card up and down between every look).
+pub fn card_present(reader: &str) -> bool {
+    let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
+        return false;
+    };
+    let Ok(name) = std::ffi::CString::new(reader) else {
+        return false;
+    };
+    let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
+    ctx.get_status_change(std::time::Duration::from_millis(100), &mut states)
+        .is_ok()
+        && states[0].event_state().contains(pcsc::State::PRESENT)
+}
