@@ -39,12 +39,12 @@ impl StatusWord {
 
     /// `63Cx`: verification failed, `x` tries left (at most 15 can be said).
     pub fn tries_left(n: u32) -> StatusWord {
-        StatusWord(0x63C0 | n.min(15) as u16)
+        StatusWord(0x63C0 + n.min(15) as u16)
     }
 
     /// `61xx`: `n` more bytes wait for GET RESPONSE (`00` = 256 or more).
     pub fn more_data(n: usize) -> StatusWord {
-        StatusWord(0x6100 | if n >= 256 { 0 } else { n as u16 })
+        StatusWord(0x6100 + if n >= 256 { 0 } else { n as u16 })
     }
 
     pub fn sw1(self) -> u8 {
@@ -172,7 +172,8 @@ impl Command {
                 out.extend_from_slice(&self.data);
             }
             if let Some(ne) = self.ne {
-                out.extend_from_slice(&((ne % 65536) as u16).to_be_bytes());
+                // 65536 is written 00 00 (§5.2), which the truncation gives.
+                out.extend_from_slice(&(ne as u16).to_be_bytes());
             }
         } else {
             if !self.data.is_empty() {
@@ -180,7 +181,8 @@ impl Command {
                 out.extend_from_slice(&self.data);
             }
             if let Some(ne) = self.ne {
-                out.push((ne % 256) as u8);
+                // 256 is written 00.
+                out.push(ne as u8);
             }
         }
         out
@@ -322,6 +324,7 @@ mod tests {
                 .chain(std::iter::repeat_n(0xAA, 300))
                 .collect(),
             vec![0x00, 0xCA, 0x00, 0x00, 0x00, 0x00, 0x00],
+            [vec![0x00, 0xDB, 0x3F, 0xFF, 0xFF], vec![0x55; 255]].concat(),
         ] {
             assert_eq!(Command::parse(&bytes).unwrap().to_bytes(), bytes);
         }

@@ -144,15 +144,24 @@ fn sets(door: &mut Door) -> Result<Vec<KeySet>, StatusWord> {
     door.key_sets().map_err(|e| status_of(&e))
 }
 
+/// The tag list `5C` that names a data object (Part 2 §3.1.2: one to three bytes) and what
+/// follows it.
+fn object_tag(data: &[u8]) -> Option<(u32, &[u8])> {
+    match tlv::next(data) {
+        Some((0x5C, t, rest)) if (1..=3).contains(&t.len()) => {
+            Some((t.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)), rest))
+        }
+        _ => None,
+    }
+}
+
 /// GET DATA (Part 2 §3.1.2): `5C` names the object; the answer is the object's `53` container.
 fn get_data(door: &mut Door, cmd: &Command) -> Result<Vec<u8>, StatusWord> {
     if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
         return Err(StatusWord::WRONG_P1P2);
     }
-    let tag = match tlv::next(&cmd.data) {
-        Some((0x5C, t, [])) if (1..=3).contains(&t.len()) => {
-            t.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b))
-        }
+    let tag = match object_tag(&cmd.data) {
+        Some((tag, [])) => tag,
         _ => return Err(StatusWord::WRONG_DATA),
     };
     let serial = door.serial().map_err(|e| status_of(&e))?;
@@ -513,11 +522,8 @@ fn put_data(
     if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
         return Err(StatusWord::WRONG_P1P2);
     }
-    let (tag, body) = match tlv::next(&cmd.data) {
-        Some((0x5C, t, rest)) if (1..=3).contains(&t.len()) => {
-            (t.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)), rest)
-        }
-        _ => return Err(StatusWord::WRONG_DATA),
+    let Some((tag, body)) = object_tag(&cmd.data) else {
+        return Err(StatusWord::WRONG_DATA);
     };
     let Some((r, _, label)) = KEY_REFS.iter().copied().find(|(_, t, _)| *t == tag) else {
         *note = Some("only the certificate objects of 9A, 9C, 9D and 9E can be written".into());

@@ -116,7 +116,10 @@ mod tests {
         assert_eq!(tlv(0x53, &[0; 255])[..3], [0x53, 0x81, 0xFF]);
         assert_eq!(tlv(0x53, &[0; 256])[..4], [0x53, 0x82, 0x01, 0x00]);
         // Read: a three-byte tag is the longest.
-        assert_eq!(next(&[0xFF, 0xFF, 0x01, 0x00]), Some((0xFFFF01, &[][..], &[][..])));
+        assert_eq!(
+            next(&[0xFF, 0xFF, 0x01, 0x00]),
+            Some((0xFFFF01, &[][..], &[][..]))
+        );
         assert_eq!(next(&[0x1F, 0xFF, 0xFF, 0x01, 0x00]), None);
         assert_eq!(next(&[0x5F, 0xC1]), None);
     }
