@@ -338,8 +338,9 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
     let objects = text(&kilt_p11(&env, &["--login", "--pin", PIN, "-O"]));
     assert!(objects.contains("auth-1"), "{objects}");
 
-    // yubico-piv-tool makes a SIGN key in 9C (the PIN first: keys are sealed under it) and
-    // imports a certificate for it, issued here by a throwaway CA.
+    // yubico-piv-tool makes a new key in 9A (the PIN first: keys are sealed under it) and
+    // imports a certificate for it, issued here by a throwaway CA. A set made through the card
+    // under 9A takes the reference over from the imported AUTH certificate.
     let o = env.run(
         "yubico-piv-tool",
         &[
@@ -352,7 +353,7 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
             "-a",
             "generate",
             "-s",
-            "9c",
+            "9a",
             "-A",
             "ECCP256",
             "-o",
@@ -382,7 +383,7 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
             "-key",
             "ca.key",
             "-subj",
-            "/CN=Card Test SIGN",
+            "/CN=Card Test PIV",
             "-out",
             "sign.csr",
         ],
@@ -414,20 +415,20 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
             "-a",
             "import-certificate",
             "-s",
-            "9c",
+            "9a",
             "-i",
             "sign.pem",
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    sign_and_verify(&env, "02", "sign.pub");
+    sign_and_verify(&env, "01", "sign.pub");
     // The module sees that key and certificate (CKA_ID 9C).
     let objects = text(&kilt_p11(&env, &["--login", "--pin", PIN, "-O"]));
     assert!(
-        objects.contains("PIV SIGN certificate") && objects.contains("ID:         9c"),
+        objects.contains("PIV AUTH certificate") && objects.contains("ID:         9a"),
         "{objects}"
     );
-    assert!(objects.contains("PIV SIGN key"), "{objects}");
+    assert!(objects.contains("PIV AUTH key"), "{objects}");
 
     // Unplugged while OpenSC holds a logged-in session (its module loaded here through
     // cryptoki): the next call that needs the card fails as on a pulled device, and the reader
@@ -468,7 +469,7 @@ fn opensc_and_yubico_piv_tool_use_the_token_through_pcscd() {
     let o = env.kilt_token(&["plug", "--token", "card"]);
     assert!(o.status.success(), "{}", text(&o));
     wait_until("the card back in the reader", || card_present(READER));
-    sign_and_verify(&env, "01", "auth.pub");
+    sign_and_verify(&env, "01", "sign.pub");
 
     // pcscd restarting (only when this test owns it): the card goes back into the new reader.
     let pcscd = if pcscd.owned() {
