@@ -249,16 +249,35 @@ impl SignMech {
     }
 }
 
-/// Input of a sign or verify operation.
+/// Which kind of call finishes an operation: `C_Digest`/`C_Sign`/`C_Verify` (single-part) or
+/// `*Final` (multi-part). The first call that shows it decides (PKCS#11 2.40 §5.10–§5.12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Single,
+    Multi,
+}
+
+/// The operations of a session, for ending one early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Digest,
+    Sign,
+    Verify,
+}
+
+/// Input of a digest, sign or verify operation.
 enum Input {
+    /// Nothing yet decides whether it is single- or multi-part.
     Empty,
-    /// A single-part call delivers the data; multi-part feeds a hash.
+    /// A single-part call asked for its output length: only that call may finish it.
+    Single,
+    /// Multi-part: updates feed a hash.
     Hashing(Sha256),
 }
 
 impl Input {
     /// Feeds a multi-part update (the first one starts the hash).
-    fn feed(&mut self, data: &[u8]) {
+    fn feed(&mut self, data: &[u8]) -> Result<()> {
         match self {
             Input::Empty => {
                 let mut h = Sha256::default();
@@ -266,13 +285,28 @@ impl Input {
                 *self = Input::Hashing(h);
             }
             Input::Hashing(h) => h.update(data),
+            // §5.10: C_DigestUpdate after C_Digest's length query is the wrong kind of call.
+            Input::Single => return Err(Error::OperationActive),
         }
+        Ok(())
     }
 
-    /// The digest of everything fed (of nothing, if no update came).
+    /// Settles which kind of call finishes the operation; the other kind is
+    /// `CKR_OPERATION_ACTIVE` (§5.10: C_Digest cannot finish a multi-part operation).
+    fn commit(&mut self, part: Part) -> Result<()> {
+        match (&*self, part) {
+            (Input::Empty, Part::Single) => *self = Input::Single,
+            (Input::Empty, Part::Multi) => *self = Input::Hashing(Sha256::default()),
+            (Input::Single, Part::Single) | (Input::Hashing(_), Part::Multi) => {}
+            _ => return Err(Error::OperationActive),
+        }
+        Ok(())
+    }
+
+    /// The digest of everything fed.
     fn finish(self) -> [u8; crypto::SHA256_LEN] {
         match self {
-            Input::Empty => crypto::sha256(&[]),
+            Input::Empty | Input::Single => crypto::sha256(&[]),
             Input::Hashing(h) => h.finish(),
         }
     }
@@ -303,7 +337,7 @@ struct Session {
     find: Option<FindOp>,
     sign: Option<SignOp>,
     verify: Option<VerifyOp>,
-    digest: Option<Sha256>,
+    digest: Option<Input>,
 }
 
 struct SessionEntry {
@@ -1197,10 +1231,15 @@ impl Emulator {
         })
     }
 
-    /// Signature length of the active signing operation (for the output-length protocol).
-    pub fn sign_len(&self, h: SessionHandle) -> Result<usize> {
+    /// Signature length of the active signing operation (for the output-length protocol); the
+    /// call asking (`part`) settles how the operation ends, and the wrong one ends it.
+    pub fn sign_len(&self, h: SessionHandle, part: Part) -> Result<usize> {
         self.with_session_hot(h, |s, _| {
-            s.sign.as_ref().ok_or(Error::OperationNotInitialized)?;
+            let op = s.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
+            if let Err(e) = op.input.commit(part) {
+                s.sign = None;
+                return Err(e);
+            }
             Ok(crypto::SIGNATURE_LEN)
         })
     }
@@ -1208,10 +1247,8 @@ impl Emulator {
     /// C_Sign: single-part; ends the operation whatever the outcome.
     pub fn sign(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
-            let op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
-            if !matches!(op.input, Input::Empty) {
-                return Err(Error::OperationActive);
-            }
+            let mut op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
+            op.input.commit(Part::Single)?;
             s.token.before(TimedOp::Sign)?;
             let sig = match op.mech {
                 SignMech::Ecdsa => op.key.sign_digest(data)?,
@@ -1221,26 +1258,30 @@ impl Emulator {
         })
     }
 
-    /// C_SignUpdate.
+    /// C_SignUpdate: a failure ends the operation (§5.11).
     pub fn sign_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
             let op = s.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
-            if op.mech == SignMech::Ecdsa {
+            let fed = if op.mech == SignMech::Ecdsa {
+                Err(Error::SinglePartOnly)
+            } else {
+                op.input.feed(data)
+            };
+            if fed.is_err() {
                 s.sign = None;
-                return Err(Error::SinglePartOnly);
             }
-            op.input.feed(data);
-            Ok(())
+            fed
         })
     }
 
     /// C_SignFinal.
     pub fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
-            let op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
+            let mut op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
             if op.mech == SignMech::Ecdsa {
                 return Err(Error::SinglePartOnly);
             }
+            op.input.commit(Part::Multi)?;
             s.token.before(TimedOp::Sign)?;
             let digest = op.input.finish();
             Ok(s.token.finish_signature(op.key.sign_digest(&digest)?))
@@ -1272,10 +1313,8 @@ impl Emulator {
     /// C_Verify: ends the operation whatever the outcome.
     pub fn verify(&self, h: SessionHandle, data: &[u8], signature: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
-            let op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
-            if !matches!(op.input, Input::Empty) {
-                return Err(Error::OperationActive);
-            }
+            let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
+            op.input.commit(Part::Single)?;
             s.token.before(TimedOp::Verify)?;
             match op.mech {
                 SignMech::Ecdsa => crypto::verify_digest(&op.point, data, signature),
@@ -1286,26 +1325,30 @@ impl Emulator {
         })
     }
 
-    /// C_VerifyUpdate.
+    /// C_VerifyUpdate: a failure ends the operation (§5.12).
     pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
             let op = s.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
-            if op.mech == SignMech::Ecdsa {
+            let fed = if op.mech == SignMech::Ecdsa {
+                Err(Error::SinglePartOnly)
+            } else {
+                op.input.feed(data)
+            };
+            if fed.is_err() {
                 s.verify = None;
-                return Err(Error::SinglePartOnly);
             }
-            op.input.feed(data);
-            Ok(())
+            fed
         })
     }
 
     /// C_VerifyFinal.
     pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
-            let op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
+            let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
             if op.mech == SignMech::Ecdsa {
                 return Err(Error::SinglePartOnly);
             }
+            op.input.commit(Part::Multi)?;
             s.token.before(TimedOp::Verify)?;
             let digest = op.input.finish();
             crypto::verify_digest(&op.point, &digest, signature)
@@ -1324,44 +1367,64 @@ impl Emulator {
             if !mech.param.is_empty() {
                 return Err(Error::MechanismParamInvalid);
             }
-            s.digest = Some(Sha256::default());
+            s.digest = Some(Input::Empty);
             Ok(())
         })
     }
 
-    /// Digest length of the active digest operation.
-    pub fn digest_len(&self, h: SessionHandle) -> Result<usize> {
+    /// Digest length of the active digest operation; the call asking (`part`) settles how the
+    /// operation ends, and the wrong one ends it (§5.10).
+    pub fn digest_len(&self, h: SessionHandle, part: Part) -> Result<usize> {
         self.with_session_hot(h, |s, _| {
-            s.digest.as_ref().ok_or(Error::OperationNotInitialized)?;
+            let op = s.digest.as_mut().ok_or(Error::OperationNotInitialized)?;
+            if let Err(e) = op.commit(part) {
+                s.digest = None;
+                return Err(e);
+            }
             Ok(crypto::SHA256_LEN)
         })
     }
 
-    /// C_Digest (single part).
+    /// C_Digest (single part): ends the operation whatever the outcome.
     pub fn digest(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
-            let mut d = s.digest.take().ok_or(Error::OperationNotInitialized)?;
-            d.update(data);
-            Ok(d.finish().to_vec())
+            let mut op = s.digest.take().ok_or(Error::OperationNotInitialized)?;
+            op.commit(Part::Single)?;
+            Ok(crypto::sha256(data).to_vec())
         })
     }
 
-    /// C_DigestUpdate.
+    /// C_DigestUpdate: a failure ends the operation (§5.10).
     pub fn digest_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
-            s.digest
-                .as_mut()
-                .ok_or(Error::OperationNotInitialized)?
-                .update(data);
-            Ok(())
+            let op = s.digest.as_mut().ok_or(Error::OperationNotInitialized)?;
+            let fed = op.feed(data);
+            if fed.is_err() {
+                s.digest = None;
+            }
+            fed
         })
     }
 
-    /// C_DigestFinal.
+    /// C_DigestFinal: ends the operation whatever the outcome.
     pub fn digest_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
-            let d = s.digest.take().ok_or(Error::OperationNotInitialized)?;
-            Ok(d.finish().to_vec())
+            let mut op = s.digest.take().ok_or(Error::OperationNotInitialized)?;
+            op.commit(Part::Multi)?;
+            Ok(op.finish().to_vec())
+        })
+    }
+
+    /// Ends an operation early: the PKCS#11 edge calls it when a call fails on its arguments
+    /// before the operation saw them (§5.10–§5.12: such a call terminates the operation too).
+    pub fn end_operation(&self, h: SessionHandle, op: Operation) -> Result<()> {
+        self.with_session_hot(h, |s, _| {
+            match op {
+                Operation::Digest => s.digest = None,
+                Operation::Sign => s.sign = None,
+                Operation::Verify => s.verify = None,
+            }
+            Ok(())
         })
     }
 

@@ -48,8 +48,8 @@ pub mod store;
 pub mod token;
 
 pub use emulator::{
-    AttrResult, Config, Emulator, Mechanism, MechanismInfo, ObjectHandle, PinStatus, SessionHandle,
-    SessionInfo, SessionState, SlotId, SlotInfo, TokenInfo, UserType,
+    AttrResult, Config, Emulator, Mechanism, MechanismInfo, ObjectHandle, Operation, Part,
+    PinStatus, SessionHandle, SessionInfo, SessionState, SlotId, SlotInfo, TokenInfo, UserType,
 };
 pub use error::{Error, Result};
 pub use pin::{Pin, PinAgent, PinSource};

@@ -4,7 +4,8 @@ use crate::abi::{self, OutputRoom, padded, unpad};
 use crate::{Rv, STATE, emu, guard, init_logging};
 use cryptoki_sys::*;
 use kilt_emulator::{
-    AttrResult, Config, Emulator, ObjectHandle, Pin, SessionHandle, SessionState, UserType,
+    AttrResult, Config, Emulator, ObjectHandle, Operation, Part, Pin, SessionHandle, SessionState,
+    UserType,
 };
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -774,14 +775,20 @@ pub unsafe extern "C" fn C_Digest(
     guard("C_Digest", || {
         let emu = emu()?;
         let h = sess(hSession);
-        // SAFETY: checked by `input`.
-        let data = unsafe { abi::input(pData, ulDataLen) }?;
-        // SAFETY: forwarded contract of the output buffer.
-        unsafe {
-            finish_output(&emu, pDigest, pulDigestLen, emu.digest_len(h)?, || {
-                emu.digest(h, data)
-            })
-        }
+        ending(&emu, h, Operation::Digest, || {
+            // SAFETY: checked by `input`.
+            let data = unsafe { abi::input(pData, ulDataLen) }?;
+            // SAFETY: forwarded contract of the output buffer.
+            unsafe {
+                finish_output(
+                    &emu,
+                    pDigest,
+                    pulDigestLen,
+                    emu.digest_len(h, Part::Single)?,
+                    || emu.digest(h, data),
+                )
+            }
+        })
     })
 }
 
@@ -794,9 +801,12 @@ pub unsafe extern "C" fn C_DigestUpdate(
 ) -> CK_RV {
     guard("C_DigestUpdate", || {
         let emu = emu()?;
-        // SAFETY: checked by `input`.
-        let data = unsafe { abi::input(pPart, ulPartLen) }?;
-        Ok(emu.digest_update(sess(hSession), data)?)
+        let h = sess(hSession);
+        ending(&emu, h, Operation::Digest, || {
+            // SAFETY: checked by `input`.
+            let data = unsafe { abi::input(pPart, ulPartLen) }?;
+            Ok(emu.digest_update(h, data)?)
+        })
     })
 }
 
@@ -810,13 +820,36 @@ pub unsafe extern "C" fn C_DigestFinal(
     guard("C_DigestFinal", || {
         let emu = emu()?;
         let h = sess(hSession);
-        // SAFETY: forwarded contract of the output buffer.
-        unsafe {
-            finish_output(&emu, pDigest, pulDigestLen, emu.digest_len(h)?, || {
-                emu.digest_final(h)
-            })
-        }
+        ending(&emu, h, Operation::Digest, || {
+            // SAFETY: forwarded contract of the output buffer.
+            unsafe {
+                finish_output(
+                    &emu,
+                    pDigest,
+                    pulDigestLen,
+                    emu.digest_len(h, Part::Multi)?,
+                    || emu.digest_final(h),
+                )
+            }
+        })
     })
+}
+
+/// Runs a digest, sign or verify call; if it fails other than by `CKR_BUFFER_TOO_SMALL`, the
+/// operation ends. PKCS#11 2.40 §5.10–§5.12: such a call "always terminates the active operation
+/// unless it returns CKR_BUFFER_TOO_SMALL or is a successful call to determine the length" — bad
+/// arguments included, which the core never sees.
+fn ending(
+    emu: &Emulator,
+    h: SessionHandle,
+    op: Operation,
+    body: impl FnOnce() -> Result<(), Rv>,
+) -> Result<(), Rv> {
+    let r = body();
+    if matches!(&r, Err(rv) if rv.0 != CKR_BUFFER_TOO_SMALL) {
+        emu.end_operation(h, op).ok();
+    }
+    r
 }
 
 /// Runs an operation that produces output only when the caller's buffer fits it, so a length
@@ -876,14 +909,20 @@ pub unsafe extern "C" fn C_Sign(
     guard("C_Sign", || {
         let emu = emu()?;
         let h = sess(hSession);
-        // SAFETY: checked by `input`.
-        let data = unsafe { abi::input(pData, ulDataLen) }?;
-        // SAFETY: forwarded contract of the output buffer.
-        unsafe {
-            finish_output(&emu, pSignature, pulSignatureLen, emu.sign_len(h)?, || {
-                emu.sign(h, data)
-            })
-        }
+        ending(&emu, h, Operation::Sign, || {
+            // SAFETY: checked by `input`.
+            let data = unsafe { abi::input(pData, ulDataLen) }?;
+            // SAFETY: forwarded contract of the output buffer.
+            unsafe {
+                finish_output(
+                    &emu,
+                    pSignature,
+                    pulSignatureLen,
+                    emu.sign_len(h, Part::Single)?,
+                    || emu.sign(h, data),
+                )
+            }
+        })
     })
 }
 
@@ -896,9 +935,12 @@ pub unsafe extern "C" fn C_SignUpdate(
 ) -> CK_RV {
     guard("C_SignUpdate", || {
         let emu = emu()?;
-        // SAFETY: checked by `input`.
-        let data = unsafe { abi::input(pPart, ulPartLen) }?;
-        Ok(emu.sign_update(sess(hSession), data)?)
+        let h = sess(hSession);
+        ending(&emu, h, Operation::Sign, || {
+            // SAFETY: checked by `input`.
+            let data = unsafe { abi::input(pPart, ulPartLen) }?;
+            Ok(emu.sign_update(h, data)?)
+        })
     })
 }
 
@@ -912,12 +954,18 @@ pub unsafe extern "C" fn C_SignFinal(
     guard("C_SignFinal", || {
         let emu = emu()?;
         let h = sess(hSession);
-        // SAFETY: forwarded contract of the output buffer.
-        unsafe {
-            finish_output(&emu, pSignature, pulSignatureLen, emu.sign_len(h)?, || {
-                emu.sign_final(h)
-            })
-        }
+        ending(&emu, h, Operation::Sign, || {
+            // SAFETY: forwarded contract of the output buffer.
+            unsafe {
+                finish_output(
+                    &emu,
+                    pSignature,
+                    pulSignatureLen,
+                    emu.sign_len(h, Part::Multi)?,
+                    || emu.sign_final(h),
+                )
+            }
+        })
     })
 }
 
@@ -947,11 +995,14 @@ pub unsafe extern "C" fn C_Verify(
 ) -> CK_RV {
     guard("C_Verify", || {
         let emu = emu()?;
-        // SAFETY: checked by `input`.
-        let data = unsafe { abi::input(pData, ulDataLen) }?;
-        // SAFETY: as above.
-        let sig = unsafe { abi::input(pSignature, ulSignatureLen) }?;
-        Ok(emu.verify(sess(hSession), data, sig)?)
+        let h = sess(hSession);
+        ending(&emu, h, Operation::Verify, || {
+            // SAFETY: checked by `input`.
+            let data = unsafe { abi::input(pData, ulDataLen) }?;
+            // SAFETY: as above.
+            let sig = unsafe { abi::input(pSignature, ulSignatureLen) }?;
+            Ok(emu.verify(h, data, sig)?)
+        })
     })
 }
 
@@ -964,9 +1015,12 @@ pub unsafe extern "C" fn C_VerifyUpdate(
 ) -> CK_RV {
     guard("C_VerifyUpdate", || {
         let emu = emu()?;
-        // SAFETY: checked by `input`.
-        let data = unsafe { abi::input(pPart, ulPartLen) }?;
-        Ok(emu.verify_update(sess(hSession), data)?)
+        let h = sess(hSession);
+        ending(&emu, h, Operation::Verify, || {
+            // SAFETY: checked by `input`.
+            let data = unsafe { abi::input(pPart, ulPartLen) }?;
+            Ok(emu.verify_update(h, data)?)
+        })
     })
 }
 
@@ -979,9 +1033,12 @@ pub unsafe extern "C" fn C_VerifyFinal(
 ) -> CK_RV {
     guard("C_VerifyFinal", || {
         let emu = emu()?;
-        // SAFETY: checked by `input`.
-        let sig = unsafe { abi::input(pSignature, ulSignatureLen) }?;
-        Ok(emu.verify_final(sess(hSession), sig)?)
+        let h = sess(hSession);
+        ending(&emu, h, Operation::Verify, || {
+            // SAFETY: checked by `input`.
+            let sig = unsafe { abi::input(pSignature, ulSignatureLen) }?;
+            Ok(emu.verify_final(h, sig)?)
+        })
     })
 }
 

@@ -457,10 +457,6 @@ unsafe fn hostile(_dir: &std::path::Path) {
         );
         assert_eq!(len, 64, "needed length written back");
         assert_eq!(sig, [0u8; 64], "nothing written to a short buffer");
-        assert_eq!(
-            C_Sign(h, null_mut(), 32, sig.as_mut_ptr(), &mut len),
-            CKR_ARGUMENTS_BAD
-        );
         // Still active after a length query and a short buffer (§5.2).
         assert_eq!(
             C_Sign(h, digest.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut len),
@@ -469,6 +465,17 @@ unsafe fn hostile(_dir: &std::path::Path) {
         assert_eq!(len, 64);
         assert_eq!(
             C_Sign(h, digest.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        // NULL data is refused, and like every failed C_Sign it ends the operation (§5.11).
+        let mut other = [0u8; 64];
+        assert_eq!(C_SignInit(h, &mut ecdsa, privk), CKR_OK);
+        assert_eq!(
+            C_Sign(h, null_mut(), 32, other.as_mut_ptr(), &mut len),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            C_Sign(h, digest.as_mut_ptr(), 32, other.as_mut_ptr(), &mut len),
             CKR_OPERATION_NOT_INITIALIZED
         );
 
