@@ -1,4 +1,5 @@
-//! The `kilt-token` command line, modelled on softhsm2-util and the Tumar CSP Configurator.
+//! The `kilt-token` commands, modelled on softhsm2-util and the Tumar CSP Configurator (the
+//! binary and its `attach` live in the `kilt-token` crate).
 //!
 //! It drives the token core in-process, so every rule (PIN counters, templates, control state)
 //! is the same one the PKCS#11 module applies; changes are seen by every process using the token.
@@ -9,7 +10,7 @@ use crate::object::{self, Attr};
 use crate::pin::PinSource;
 use crate::profile::Profile;
 use crate::token::{self, FaultKind, TIMED_OPS};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use cryptoki_sys::*;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use std::io::{BufRead, IsTerminal, Write};
@@ -17,27 +18,6 @@ use std::path::PathBuf;
 
 /// Exit status for a failed command (clap uses 2 for bad usage).
 pub const EXIT_FAILURE: i32 = 1;
-
-/// Manage emulated JaCarta PKI tokens.
-#[derive(Debug, Parser)]
-#[command(
-    name = "kilt-token",
-    version,
-    about = "Manage emulated JaCarta PKI tokens (kilt)",
-    long_about = "Manage emulated JaCarta PKI tokens (kilt): initialise, list, import, delete, \
-                  and steer hardware behaviour (removal, latency, faults) of tokens used by \
-                  libkilt_pkcs11.so.\n\nTokens live in KILT_TOKEN_DIR (default \
-                  ~/.local/share/kilt/tokens).",
-    after_help = "PIN sources: prompt (default; no echo), env:VAR, file:PATH.\n\
-                  Exit status: 0 success, 1 failure (one line on stderr), 2 bad usage."
-)]
-pub struct Cli {
-    /// Folder of the token files (overrides KILT_TOKEN_DIR).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub token_dir: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
-}
 
 /// Which token a command acts on.
 #[derive(Debug, Args, Clone, Default)]
@@ -181,13 +161,14 @@ fn fail<T>(msg: impl Into<String>) -> R<T> {
     Err(CliError(msg.into()))
 }
 
-/// Runs a parsed command, writing its report to `out`.
-pub fn run(cli: Cli, out: &mut dyn Write) -> R<()> {
+/// Runs a parsed command on the tokens in `token_dir` (else `KILT_TOKEN_DIR`), writing its report
+/// to `out`. The `kilt-token` binary (crate `kilt-token`) parses the command line.
+pub fn run(token_dir: Option<PathBuf>, command: Command, out: &mut dyn Write) -> R<()> {
     let mut config = Config::from_env()?;
-    if let Some(d) = cli.token_dir {
+    if let Some(d) = token_dir {
         config.token_dir = d;
     }
-    match cli.command {
+    match command {
         Command::ModulePath => {
             writeln!(out, "{}", module_path()?.display()).ok();
             Ok(())
@@ -801,23 +782,4 @@ fn delete(
     let n = result?;
     writeln!(out, "deleted {n} object(s) with id {id_hex}").ok();
     Ok(())
-}
-
-/// Parses and runs the command line; the binary's whole `main`.
-pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
-        }
-    };
-    let result = run(cli, &mut std::io::stdout());
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("kilt-token: error: {e}");
-            EXIT_FAILURE
-        }
-    }
 }

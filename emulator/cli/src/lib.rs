@@ -72,13 +72,7 @@ pub struct AttachArgs {
 /// Runs a parsed command; reports go to `out`, progress of `attach` to stderr.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
-        Command::Token(command) => kilt_emulator::cli::run(
-            kilt_emulator::cli::Cli {
-                token_dir: cli.token_dir,
-                command,
-            },
-            out,
-        ),
+        Command::Token(command) => kilt_emulator::cli::run(cli.token_dir, command, out),
         Command::Attach(args) => attach(cli.token_dir, args),
     }
 }
