@@ -293,6 +293,19 @@ fn verify(
     Ok(Vec::new())
 }
 
+/// The two PIN fields of CHANGE REFERENCE DATA and RESET RETRY COUNTER (8 bytes each, Part 2
+/// §3.2.2–3.2.3). Both commands end the card's PIN security status, whatever their outcome.
+fn two_pins(data: &[u8], st: &mut PivState) -> Result<(Pin, Pin), StatusWord> {
+    if data.len() != 2 * PIN_FIELD {
+        return Err(StatusWord::WRONG_DATA);
+    }
+    let first = unpad(&data[..PIN_FIELD]).ok_or(StatusWord::WRONG_DATA)?;
+    let second = unpad(&data[PIN_FIELD..]).ok_or(StatusWord::WRONG_DATA)?;
+    st.pin_verified = false;
+    st.pin_always = false;
+    Ok((Pin::new(first.to_vec()), Pin::new(second.to_vec())))
+}
+
 /// CHANGE REFERENCE DATA (Part 2 §3.2.2): old and new PIN (80) or PUK (81), 8 bytes each. The
 /// PUK is the token's SO PIN.
 fn change_reference(
@@ -307,14 +320,8 @@ fn change_reference(
         (0, _) => return Err(StatusWord::REFERENCE_NOT_FOUND),
         _ => return Err(StatusWord::WRONG_P1P2),
     };
-    if cmd.data.len() != 2 * PIN_FIELD {
-        return Err(StatusWord::WRONG_DATA);
-    }
-    let old = unpad(&cmd.data[..PIN_FIELD]).ok_or(StatusWord::WRONG_DATA)?;
-    let new = unpad(&cmd.data[PIN_FIELD..]).ok_or(StatusWord::WRONG_DATA)?;
-    st.pin_verified = false;
-    st.pin_always = false;
-    door.change_pin(so, &Pin::new(old.to_vec()), &Pin::new(new.to_vec()))
+    let (old, new) = two_pins(&cmd.data, st)?;
+    door.change_pin(so, &old, &new)
         .map_err(|e| pin_failure(&e, note))?;
     if so {
         door.logout();
@@ -335,14 +342,8 @@ fn reset_retry_counter(
     if (cmd.p1, cmd.p2) != (0, PIN_REF) {
         return Err(StatusWord::WRONG_P1P2);
     }
-    if cmd.data.len() != 2 * PIN_FIELD {
-        return Err(StatusWord::WRONG_DATA);
-    }
-    let puk = unpad(&cmd.data[..PIN_FIELD]).ok_or(StatusWord::WRONG_DATA)?;
-    let new = unpad(&cmd.data[PIN_FIELD..]).ok_or(StatusWord::WRONG_DATA)?;
-    st.pin_verified = false;
-    st.pin_always = false;
-    door.reset_user_pin(&Pin::new(puk.to_vec()), &Pin::new(new.to_vec()))
+    let (puk, new) = two_pins(&cmd.data, st)?;
+    door.reset_user_pin(&puk, &new)
         .map_err(|e| pin_failure(&e, note))?;
     *note = Some("PIN reset by the PUK (the token's SO PIN)".into());
     Ok(Vec::new())
