@@ -263,6 +263,7 @@ pub enum Operation {
     Digest,
     Sign,
     Verify,
+    Find,
 }
 
 /// Input of a digest, sign or verify operation.
@@ -1376,7 +1377,17 @@ impl Emulator {
     /// operation ends, and the wrong one ends it (§5.10).
     pub fn digest_len(&self, h: SessionHandle, part: Part) -> Result<usize> {
         self.with_session_hot(h, |s, _| {
+            let defects = s.token.defects();
             let op = s.digest.as_mut().ok_or(Error::OperationNotInitialized)?;
+            match (&*op, part) {
+                (Input::Hashing(_), Part::Single) if defects.single_part_after_update => {
+                    return Ok(crypto::SHA256_LEN);
+                }
+                (Input::Single, Part::Multi) if defects.final_after_length_query => {
+                    *op = Input::Empty;
+                }
+                _ => {}
+            }
             if let Err(e) = op.commit(part) {
                 s.digest = None;
                 return Err(e);
@@ -1389,6 +1400,12 @@ impl Emulator {
     pub fn digest(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
             let mut op = s.digest.take().ok_or(Error::OperationNotInitialized)?;
+            if let Input::Hashing(h) = &mut op
+                && s.token.defects().single_part_after_update
+            {
+                h.update(data);
+                return Ok(op.finish().to_vec());
+            }
             op.commit(Part::Single)?;
             Ok(crypto::sha256(data).to_vec())
         })
@@ -1410,19 +1427,24 @@ impl Emulator {
     pub fn digest_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
             let mut op = s.digest.take().ok_or(Error::OperationNotInitialized)?;
+            if matches!(op, Input::Single) && s.token.defects().final_after_length_query {
+                op = Input::Empty;
+            }
             op.commit(Part::Multi)?;
             Ok(op.finish().to_vec())
         })
     }
 
     /// Ends an operation early: the PKCS#11 edge calls it when a call fails on its arguments
-    /// before the operation saw them (§5.10–§5.12: such a call terminates the operation too).
+    /// before the operation saw them (§5.10–§5.12: such a call terminates the operation too), and
+    /// for `C_SessionCancel` (3.0 §5.6). Ending an operation that is not active is no error.
     pub fn end_operation(&self, h: SessionHandle, op: Operation) -> Result<()> {
         self.with_session_hot(h, |s, _| {
             match op {
                 Operation::Digest => s.digest = None,
                 Operation::Sign => s.sign = None,
                 Operation::Verify => s.verify = None,
+                Operation::Find => s.find = None,
             }
             Ok(())
         })
@@ -1484,6 +1506,22 @@ impl Emulator {
     /// Marks the emulator as closing: blocked waiters return.
     pub fn shut_down(&self) {
         self.closing.store(true, Ordering::Release);
+    }
+
+    /// In a forked child, before the child makes its own emulator (PKCS#11 2.40 §6.7.7): closes
+    /// the token files this copy of the parent's emulator holds open, so the child's own
+    /// connections work. Locks held by threads that did not cross the fork are skipped.
+    pub fn release_after_fork(&self) {
+        self.shut_down();
+        if let Ok(slots) = self.slots.try_read() {
+            for slot in slots.values() {
+                if let Ok(t) = slot.token.try_read()
+                    && let Some(t) = t.as_ref()
+                {
+                    t.release_after_fork();
+                }
+            }
+        }
     }
 }
 

@@ -168,17 +168,27 @@ pub struct Defects {
     pub session_state_ignored: bool,
     /// Attribute lengths and found handles are nonsense (a hostile module).
     pub nonsense: bool,
+    /// A digest, sign or verify call that fails on its arguments leaves the operation active
+    /// (google/pkcs11test's first finding; breaks §5.10–§5.12).
+    pub failed_call_keeps_operation: bool,
+    /// `C_Digest` after `C_DigestUpdate` finishes the multi-part digest (breaks §5.10).
+    pub single_part_after_update: bool,
+    /// `C_DigestFinal` after a `C_Digest` length query returns the digest of nothing (§5.10).
+    pub final_after_length_query: bool,
 }
 
 impl Defects {
     /// All defect names, for help texts.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 9] = [
         "bad-signature",
         "pin-not-counted",
         "sensitive-leak",
         "length-protocol",
         "session-state-ignored",
         "nonsense",
+        "failed-call-keeps-operation",
+        "single-part-after-update",
+        "final-after-length-query",
     ];
 
     /// Parses a comma-separated list; unknown names are refused whole.
@@ -192,6 +202,9 @@ impl Defects {
                 "length-protocol" => &mut d.length_protocol,
                 "session-state-ignored" => &mut d.session_state_ignored,
                 "nonsense" => &mut d.nonsense,
+                "failed-call-keeps-operation" => &mut d.failed_call_keeps_operation,
+                "single-part-after-update" => &mut d.single_part_after_update,
+                "final-after-length-query" => &mut d.final_after_length_query,
                 _ => return None,
             };
             *flag = true;
@@ -346,6 +359,15 @@ impl Token {
         let after = self.presence();
         if after != before {
             self.logout();
+        }
+    }
+
+    /// In a forked child: closes the inherited store connection (see
+    /// [`Store::release_after_fork`]); a store locked by a thread that did not cross the fork
+    /// stays as it is, forgotten.
+    pub fn release_after_fork(&self) {
+        if let Ok(mut s) = self.store.try_lock() {
+            s.release_after_fork();
         }
     }
 

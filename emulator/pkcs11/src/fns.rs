@@ -41,6 +41,8 @@ unsafe fn pin_arg(p: *const CK_UTF8CHAR, n: CK_ULONG) -> Result<Option<Pin>, Rv>
 pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
     guard("C_Initialize", || {
         init_logging();
+        crate::watch_forks();
+        crate::release_after_fork();
         // SAFETY: a non-NULL argument must point to a CK_C_INITIALIZE_ARGS (§5.4).
         if let Some(args) = unsafe { (pInitArgs as *const CK_C_INITIALIZE_ARGS).as_ref() } {
             if !args.pReserved.is_null() {
@@ -89,18 +91,26 @@ pub unsafe extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
     })
 }
 
-/// C_GetInfo.
+/// C_GetInfo of the 2.40 list.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
+    // SAFETY: forwarded contract.
+    unsafe { get_info(pInfo, FUNCTION_LIST.version) }
+}
+
+/// C_GetInfo of the 3.0 list: 3.0 §5.4 — the version is the interface's the caller chose.
+unsafe extern "C" fn C_GetInfo_3_0(pInfo: *mut CK_INFO) -> CK_RV {
+    // SAFETY: forwarded contract.
+    unsafe { get_info(pInfo, FUNCTION_LIST_3_0.version) }
+}
+
+unsafe fn get_info(pInfo: *mut CK_INFO, version: CK_VERSION) -> CK_RV {
     guard("C_GetInfo", || {
         emu()?;
         // SAFETY: checked by `out`.
         let info = unsafe { abi::out(pInfo) }?;
         *info = CK_INFO {
-            cryptokiVersion: CK_VERSION {
-                major: 2,
-                minor: 40,
-            },
+            cryptokiVersion: version,
             manufacturerID: padded("kilt"),
             flags: 0,
             libraryDescription: padded("JaCarta PKI emulator"),
@@ -846,7 +856,9 @@ fn ending(
     body: impl FnOnce() -> Result<(), Rv>,
 ) -> Result<(), Rv> {
     let r = body();
-    if matches!(&r, Err(rv) if rv.0 != CKR_BUFFER_TOO_SMALL) {
+    if matches!(&r, Err(rv) if rv.0 != CKR_BUFFER_TOO_SMALL)
+        && !emu.defects().failed_call_keeps_operation
+    {
         emu.end_operation(h, op).ok();
     }
     r
@@ -1176,6 +1188,30 @@ pub unsafe extern "C" fn C_LoginUser(
     unsafe { C_Login(hSession, userType, pPin, ulPinLen) }
 }
 
+/// C_SessionCancel (3.0 §5.6): ends the session's active operations that `flags` names
+/// (CKF_DIGEST, CKF_SIGN, CKF_VERIFY, CKF_FIND_OBJECTS); the token has no others, so any other
+/// flag names nothing active and is not an error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SessionCancel(hSession: CK_SESSION_HANDLE, flags: CK_FLAGS) -> CK_RV {
+    guard("C_SessionCancel", || {
+        let emu = emu()?;
+        let h = sess(hSession);
+        // An unknown session is CKR_SESSION_HANDLE_INVALID even when no flag is set.
+        emu.session_info(h)?;
+        for (flag, op) in [
+            (CKF_DIGEST, Operation::Digest),
+            (CKF_SIGN, Operation::Sign),
+            (CKF_VERIFY, Operation::Verify),
+            (CKF_FIND_OBJECTS, Operation::Find),
+        ] {
+            if flags & flag != 0 {
+                emu.end_operation(h, op)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Exports that the device does not offer: they answer CKR_FUNCTION_NOT_SUPPORTED (after the
 /// usual "initialised?" check) and touch no argument.
 macro_rules! not_supported {
@@ -1226,7 +1262,6 @@ not_supported! {
     C_WrapKey(h: H, m: M, w: O, k: O, o: B, ol: LP);
     C_UnwrapKey(h: H, m: M, u: O, w: B, wl: L, t: A, c: L, k: OP);
     C_DeriveKey(h: H, m: M, b: O, t: A, c: L, k: OP);
-    C_SessionCancel(h: H, f: CK_FLAGS);
     C_MessageEncryptInit(h: H, m: M, k: O);
     C_EncryptMessage(h: H, p: V, pl: L, a: B, al: L, d: B, dl: L, o: B, ol: LP);
     C_EncryptMessageBegin(h: H, p: V, pl: L, a: B, al: L);
@@ -1250,12 +1285,12 @@ not_supported! {
 }
 
 macro_rules! function_list {
-    ($ty:ident, $major:expr, $minor:expr, [$($extra:ident),*]) => {
+    ($ty:ident, $major:expr, $minor:expr, $get_info:ident, [$($extra:ident),*]) => {
         $ty {
             version: CK_VERSION { major: $major, minor: $minor },
             C_Initialize: Some(C_Initialize),
             C_Finalize: Some(C_Finalize),
-            C_GetInfo: Some(C_GetInfo),
+            C_GetInfo: Some($get_info),
             C_GetFunctionList: Some(C_GetFunctionList),
             C_GetSlotList: Some(C_GetSlotList),
             C_GetSlotInfo: Some(C_GetSlotInfo),
@@ -1327,13 +1362,14 @@ macro_rules! function_list {
 }
 
 /// The PKCS#11 2.40 function list.
-pub static FUNCTION_LIST: CK_FUNCTION_LIST = function_list!(CK_FUNCTION_LIST, 2, 40, []);
+pub static FUNCTION_LIST: CK_FUNCTION_LIST = function_list!(CK_FUNCTION_LIST, 2, 40, C_GetInfo, []);
 
 /// The PKCS#11 3.0 function list.
 pub static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = function_list!(
     CK_FUNCTION_LIST_3_0,
     3,
     0,
+    C_GetInfo_3_0,
     [
         C_GetInterfaceList,
         C_GetInterface,
