@@ -37,6 +37,14 @@ pub struct Case<C: 'static = Ctx> {
     pub run: fn(&C) -> R,
 }
 
+// By hand: a derive would ask `C: Clone`, and a case is plain data whatever it runs against.
+impl<C> Clone for Case<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C> Copy for Case<C> {}
+
 /// Largest attribute the suite accepts before reading it: a hostile module's absurd length is a
 /// failure to report, never an allocation.
 const MAX_ATTRIBUTE: usize = 1 << 20;
@@ -667,23 +675,27 @@ fn removal(ctx: &Ctx) -> R {
             "removal needs a person to pull the token; automated for kilt's emulator only".into(),
         ));
     }
-    let emu = kilt_emulator::Emulator::new(
-        kilt_emulator::Config::from_env().map_err(|e| Check::Fail(e.to_string()))?,
-    )
-    .map_err(|e| Check::Fail(e.to_string()))?;
-    let token = emu
-        .token(ctx.slot.id())
-        .map_err(|e| Check::Fail(e.to_string()))?;
+    // Through kilt-token, another process: opening the token file here would put a second
+    // SQLite into this process, and its closing the file drops the module's POSIX locks on it.
+    let tool = kilt_token_tool(ctx)?;
+    let plug = |verb: &str| -> R {
+        let out = std::process::Command::new(&tool)
+            .args([verb, "--slot", &ctx.slot.id().to_string()])
+            .output()
+            .map_err(|e| Check::Fail(format!("cannot run {}: {e}", tool.display())))?;
+        ensure!(
+            out.status.success(),
+            "kilt-token {verb} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(())
+    };
     let s = logged_in(ctx, false)?;
     while ctx.pkcs11.get_slot_event()?.is_some() {}
-    token
-        .set_present(false)
-        .map_err(|e| Check::Fail(e.to_string()))?;
+    plug("unplug")?;
     let during = rv(s.generate_random_vec(8));
     let event = ctx.pkcs11.get_slot_event()?;
-    token
-        .set_present(true)
-        .map_err(|e| Check::Fail(e.to_string()))?;
+    plug("plug")?;
     ensure!(
         during == Some(RvError::DeviceRemoved),
         "a call after removal gave {during:?}, not CKR_DEVICE_REMOVED (§5.1)"
@@ -698,6 +710,22 @@ fn removal(ctx: &Ctx) -> R {
         "a session survived removal: {after:?}"
     );
     Ok(())
+}
+
+/// `kilt-token` beside the module (a build tree), else on PATH.
+fn kilt_token_tool(ctx: &Ctx) -> Result<std::path::PathBuf, Check> {
+    let beside = ctx.options.module.with_file_name("kilt-token");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("kilt-token"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Check::Skip("removal needs kilt-token (beside the module or on PATH)".into())
+        })
 }
 
 // ---- hostile module ----------------------------------------------------------------------------
@@ -746,8 +774,21 @@ fn hostile_handles(ctx: &Ctx) -> R {
     Ok(())
 }
 
-/// Every case, in the order they run.
-pub static CASES: &[Case] = &[
+/// The cases run before `C_Initialize`, with the library down (each leaves it so).
+pub static LIBRARY_CASES: std::sync::LazyLock<Vec<Case<crate::raw::Raw>>> =
+    std::sync::LazyLock::new(crate::calls::library_cases);
+
+/// Every case run on the initialised token, in the order they run.
+pub static CASES: std::sync::LazyLock<Vec<Case>> = std::sync::LazyLock::new(|| {
+    let mut all = BASE.to_vec();
+    all.extend(crate::calls::argument_cases());
+    all.extend(crate::calls::length_cases());
+    all.extend(crate::machines::machine_cases());
+    all
+});
+
+/// The first cases, through `cryptoki`.
+static BASE: &[Case] = &[
     case!(
         "info",
         Baseline,

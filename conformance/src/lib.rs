@@ -26,7 +26,7 @@
 //! assert_eq!(report.summary().failed, 0);
 //! # Ok::<(), kilt_conformance::Error>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 /// Fails the case with a message unless `cond`.
 macro_rules! ensure {
@@ -39,7 +39,7 @@ macro_rules! ensure {
 
 /// One `Case` literal.
 macro_rules! case {
-    ($id:literal, $group:ident, $spec:literal, $title:literal, $f:ident) => {
+    ($id:literal, $group:ident, $spec:literal, $title:expr, $f:expr) => {
         Case {
             id: $id,
             group: Group::$group,
@@ -49,7 +49,7 @@ macro_rules! case {
             run: $f,
         }
     };
-    ($id:literal, $group:ident, $spec:literal, $title:literal, $f:ident, destructive) => {
+    ($id:literal, $group:ident, $spec:literal, $title:expr, $f:expr, destructive) => {
         Case {
             id: $id,
             group: Group::$group,
@@ -61,9 +61,12 @@ macro_rules! case {
     };
 }
 
+mod calls;
 pub mod card;
 mod cases;
 pub mod flow;
+mod machines;
+pub mod raw;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::slot::Slot;
@@ -74,7 +77,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use card::{CARD_CASES, CardOptions, run_card};
-pub use cases::{CASES, Case};
+pub use cases::{CASES, Case, LIBRARY_CASES};
 pub use flow::{FlowOptions, SCENARIOS, run_flow};
 
 /// Why the suite could not run at all (a failed case is not an error).
@@ -131,6 +134,22 @@ pub enum Group {
     PublicCertificatesToken,
     TokenBehaviour,
     HostileModule,
+    /// The library before and around `C_Initialize` (§5.4).
+    Library,
+    /// Argument checks and output lengths of every function (§5.1, §5.2).
+    Arguments,
+    /// Digest, sign, verify and find state machines (§5.7, §5.10–§5.12).
+    Operations,
+    /// Sessions and logins (§5.6).
+    Sessions,
+    /// Object and template rules (§4, §5.7).
+    Objects,
+    /// What the info structures claim against what the token does (§5.5).
+    Claims,
+    /// PKCS#11 3.0 interfaces and session functions.
+    Pkcs11v3,
+    /// Threads and processes on one token (§5.5.1–§5.5.2).
+    Concurrency,
     /// Flow 1, the bank's key-set regeneration.
     BankFlow,
     /// Flow 2, the CA's reissue.
@@ -153,6 +172,14 @@ impl Group {
             Group::PublicCertificatesToken => "public-certificates-token",
             Group::TokenBehaviour => "token-behaviour",
             Group::HostileModule => "hostile-module",
+            Group::Library => "library",
+            Group::Arguments => "arguments",
+            Group::Operations => "operations",
+            Group::Sessions => "sessions",
+            Group::Objects => "objects",
+            Group::Claims => "claims",
+            Group::Pkcs11v3 => "pkcs11-3.0",
+            Group::Concurrency => "concurrency",
             Group::BankFlow => "flow-1-bank",
             Group::CaFlow => "flow-2-ca",
             Group::FlowPin => "flow-pin",
@@ -242,6 +269,8 @@ pub struct Ctx {
     pub options: Options,
     /// The module is kilt's emulator (its control interface can remove the token).
     pub is_kilt: bool,
+    /// The same module, for raw calls where `cryptoki` cannot go.
+    pub raw: raw::Raw,
 }
 
 impl Report {
@@ -428,12 +457,19 @@ fn check_pins(pkcs11: &Pkcs11, slot: Slot, options: &Options) -> Result<(), Erro
     Ok(())
 }
 
-/// Loads the module, runs every case on the token, and reports.
+/// Loads the module, runs the library cases while it is not initialised, then every case on
+/// the token, and reports.
 pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
-    let pkcs11 = Pkcs11::new(&options.module).map_err(|e| Error::Load {
+    let load = |reason: String| Error::Load {
         path: options.module.clone(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let raw = raw::load(&options.module).map_err(load)?;
+    let (mut results, mut summary) = execute(&LIBRARY_CASES, &raw, options.destructive);
+    // A module a library case left initialised (it should not) is finalised before cryptoki
+    // initialises it.
+    raw.finalize(false);
+    let pkcs11 = Pkcs11::new(&options.module).map_err(|e| load(e.to_string()))?;
     pkcs11
         .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .map_err(|e| Error::Module {
@@ -455,8 +491,13 @@ pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
         pkcs11,
         slot,
         options: options.clone(),
+        raw,
     };
-    let (cases, summary) = execute(CASES, &ctx, options.destructive);
+    let (cases, s) = execute(&CASES, &ctx, options.destructive);
+    results.extend(cases);
+    summary.passed += s.passed;
+    summary.failed += s.failed;
+    summary.skipped += s.skipped;
     Ok(Report {
         suite: Suite::Pkcs11,
         module: options.module.display().to_string(),
@@ -464,7 +505,7 @@ pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
         token,
         servers: None,
         summary,
-        cases,
+        cases: results,
     })
 }
 
