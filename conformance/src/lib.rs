@@ -509,6 +509,177 @@ pub fn run_pkcs11(options: &Options) -> Result<Report, Error> {
     })
 }
 
+/// Every function of PKCS#11 2.40 §5 and the 3.0 additions, in the spec's order.
+pub const FUNCTIONS: &[&str] = &[
+    "C_Initialize",
+    "C_Finalize",
+    "C_GetInfo",
+    "C_GetFunctionList",
+    "C_GetInterfaceList",
+    "C_GetInterface",
+    "C_GetSlotList",
+    "C_GetSlotInfo",
+    "C_GetTokenInfo",
+    "C_WaitForSlotEvent",
+    "C_GetMechanismList",
+    "C_GetMechanismInfo",
+    "C_InitToken",
+    "C_InitPIN",
+    "C_SetPIN",
+    "C_OpenSession",
+    "C_CloseSession",
+    "C_CloseAllSessions",
+    "C_GetSessionInfo",
+    "C_SessionCancel",
+    "C_GetOperationState",
+    "C_SetOperationState",
+    "C_Login",
+    "C_LoginUser",
+    "C_Logout",
+    "C_CreateObject",
+    "C_CopyObject",
+    "C_DestroyObject",
+    "C_GetObjectSize",
+    "C_GetAttributeValue",
+    "C_SetAttributeValue",
+    "C_FindObjectsInit",
+    "C_FindObjects",
+    "C_FindObjectsFinal",
+    "C_EncryptInit",
+    "C_Encrypt",
+    "C_EncryptUpdate",
+    "C_EncryptFinal",
+    "C_DecryptInit",
+    "C_Decrypt",
+    "C_DecryptUpdate",
+    "C_DecryptFinal",
+    "C_DigestInit",
+    "C_Digest",
+    "C_DigestUpdate",
+    "C_DigestKey",
+    "C_DigestFinal",
+    "C_SignInit",
+    "C_Sign",
+    "C_SignUpdate",
+    "C_SignFinal",
+    "C_SignRecoverInit",
+    "C_SignRecover",
+    "C_VerifyInit",
+    "C_Verify",
+    "C_VerifyUpdate",
+    "C_VerifyFinal",
+    "C_VerifyRecoverInit",
+    "C_VerifyRecover",
+    "C_DigestEncryptUpdate",
+    "C_DecryptDigestUpdate",
+    "C_SignEncryptUpdate",
+    "C_DecryptVerifyUpdate",
+    "C_GenerateKey",
+    "C_GenerateKeyPair",
+    "C_WrapKey",
+    "C_UnwrapKey",
+    "C_DeriveKey",
+    "C_SeedRandom",
+    "C_GenerateRandom",
+    "C_GetFunctionStatus",
+    "C_CancelFunction",
+];
+
+/// One row of the coverage matrix: a function and the cases that call it to check a rule.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub function: &'static str,
+    pub cases: Vec<&'static str>,
+}
+
+/// One case as listed (without running it).
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    pub id: &'static str,
+    pub group: Group,
+    pub spec: &'static str,
+    pub title: &'static str,
+    pub destructive: bool,
+}
+
+/// The PKCS#11 suite's coverage matrix: every case, and for every function the cases whose
+/// section or title names it (`kilt-conformance list`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Coverage {
+    pub cases: Vec<Listed>,
+    pub functions: Vec<Row>,
+}
+
+/// Lists the PKCS#11 cases and derives the function rows from what each case cites.
+pub fn coverage() -> Coverage {
+    fn listed<C>(c: &Case<C>) -> Listed {
+        Listed {
+            id: c.id,
+            group: c.group,
+            spec: c.spec,
+            title: c.title,
+            destructive: c.destructive,
+        }
+    }
+    let cases: Vec<Listed> = LIBRARY_CASES
+        .iter()
+        .map(listed)
+        .chain(CASES.iter().map(listed))
+        .collect();
+    let names = |text: &str| -> Vec<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("C_"))
+            .map(str::to_string)
+            .collect()
+    };
+    let functions = FUNCTIONS
+        .iter()
+        .map(|f| Row {
+            function: f,
+            cases: cases
+                .iter()
+                .filter(|c| {
+                    names(c.spec)
+                        .iter()
+                        .chain(names(c.title).iter())
+                        .any(|n| n == f)
+                })
+                .map(|c| c.id)
+                .collect(),
+        })
+        .collect();
+    Coverage { cases, functions }
+}
+
+impl Coverage {
+    /// The matrix as text: functions with their cases, then every case by group.
+    pub fn table(&self) -> String {
+        let mut out = String::from("PKCS#11 function        cases\n");
+        for r in &self.functions {
+            let cases = if r.cases.is_empty() {
+                "— (no case calls it)".to_string()
+            } else {
+                r.cases.join(", ")
+            };
+            out.push_str(&format!("{:<23} {}\n", r.function, cases));
+        }
+        out.push('\n');
+        let w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(10);
+        for c in &self.cases {
+            out.push_str(&format!(
+                "{:<w$}  {:<25}  {}  {}{}\n",
+                c.id,
+                c.group.name(),
+                c.spec,
+                c.title,
+                if c.destructive { " (destructive)" } else { "" }
+            ));
+        }
+        out.push_str(&format!("{} cases\n", self.cases.len()));
+        out
+    }
+}
+
 /// Runs `cases` on `ctx` in order: a failed check or a panic is that case's result, never the
 /// end of the run.
 fn execute<C>(cases: &[Case<C>], ctx: &C, destructive: bool) -> (Vec<CaseResult>, Summary) {

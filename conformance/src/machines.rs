@@ -1171,6 +1171,63 @@ fn wait_no_event(ctx: &Ctx) -> R {
     )
 }
 
+/// A function no listed mechanism claims (`flag`) cannot start with any of them (§5.5: the
+/// mechanism list and its flags are what the token does).
+fn unclaimed(ctx: &Ctx, f: crate::raw::Other, flag: CK_FLAGS) -> R {
+    let list = crate::calls::mechanisms(ctx);
+    let slot = ctx.slot.id();
+    if let Some(m) = list
+        .iter()
+        .find(|m| ctx.raw.mechanism_info(slot, **m, false).1.flags & flag != 0)
+    {
+        return Err(Check::Skip(format!(
+            "the token claims mechanism 0x{m:x} for {f:?}"
+        )));
+    }
+    let s = user(ctx, true)?;
+    let key = if list.contains(&CKM_EC_KEY_PAIR_GEN) {
+        pair(&s)?.1
+    } else {
+        CK_INVALID_HANDLE
+    };
+    for m in list
+        .iter()
+        .chain(&[CKM_AES_KEY_GEN, CKM_AES_CBC, CKM_ECDH1_DERIVE])
+    {
+        let rv = ctx.raw.other(f, s.h, &Mech::new(*m), key);
+        ensure!(
+            rv != CKR_OK,
+            "C_{f:?} with mechanism 0x{m:x} returned CKR_OK, but no mechanism claims it"
+        );
+        ensure!(
+            rv != CKR_GENERAL_ERROR && rv != CKR_DEVICE_ERROR,
+            "C_{f:?} with mechanism 0x{m:x} returned {}: a refusal, not a failure, is expected",
+            crate::raw::name(rv)
+        );
+    }
+    // The refusal changed nothing: the session still works.
+    ok(
+        "C_GenerateRandom afterwards",
+        ctx.raw.random(s.h, Some(8)).0,
+    )
+}
+
+fn legacy_functions(ctx: &Ctx) -> R {
+    let s = open(ctx, false)?;
+    for cancel in [false, true] {
+        expect(
+            if cancel {
+                "C_CancelFunction"
+            } else {
+                "C_GetFunctionStatus"
+            },
+            ctx.raw.legacy(s.h, cancel),
+            &[CKR_FUNCTION_NOT_PARALLEL],
+        )?;
+    }
+    Ok(())
+}
+
 // ---- PKCS#11 3.0 session functions --------------------------------------------------------------
 
 fn needs_v3(ctx: &Ctx) -> R {
@@ -1528,9 +1585,45 @@ macro_rules! per_op {
     };
 }
 
+macro_rules! unclaimed {
+    ($id:literal, $f:ident, $flag:ident) => {
+        case!(
+            $id,
+            Claims,
+            "§5.5 CK_MECHANISM_INFO flags",
+            concat!(
+                "C_",
+                stringify!($f),
+                " refused when no mechanism claims ",
+                stringify!($flag)
+            ),
+            |c: &Ctx| unclaimed(c, crate::raw::Other::$f, $flag)
+        )
+    };
+}
+
 /// The state-machine, object, claim, 3.0 and concurrency cases.
 pub fn machine_cases() -> Vec<Case> {
     vec![
+        unclaimed!("unclaimed-encrypt", EncryptInit, CKF_ENCRYPT),
+        unclaimed!("unclaimed-decrypt", DecryptInit, CKF_DECRYPT),
+        unclaimed!("unclaimed-sign-recover", SignRecoverInit, CKF_SIGN_RECOVER),
+        unclaimed!(
+            "unclaimed-verify-recover",
+            VerifyRecoverInit,
+            CKF_VERIFY_RECOVER
+        ),
+        unclaimed!("unclaimed-generate-key", GenerateKey, CKF_GENERATE),
+        unclaimed!("unclaimed-derive", DeriveKey, CKF_DERIVE),
+        unclaimed!("unclaimed-wrap", WrapKey, CKF_WRAP),
+        unclaimed!("unclaimed-unwrap", UnwrapKey, CKF_UNWRAP),
+        case!(
+            "legacy-parallel-functions",
+            Claims,
+            "§5.16 C_GetFunctionStatus, C_CancelFunction",
+            "legacy functions: CKR_FUNCTION_NOT_PARALLEL",
+            legacy_functions
+        ),
         per_op!(
             "digest-init-twice",
             Operations,

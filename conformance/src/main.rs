@@ -88,6 +88,13 @@ enum Command {
         #[arg(long, value_name = "URL")]
         ca_admin: String,
     },
+    /// Print the PKCS#11 suite's coverage matrix without running it: every PKCS#11 function with
+    /// the cases that check it, then every case with its group, section and title.
+    List {
+        /// As JSON ({"cases": [...], "functions": [{"function", "cases"}]}).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run ISO 7816-4 cases (and PIV's, where the card has it) against a smart card over
     /// PC/SC: unknown AID, INS and CLA, wrong Lc, response and command chaining, the VERIFY
     /// status query. No PIN try is spent unless --destructive.
@@ -127,6 +134,15 @@ fn main() {
 fn run() -> anyhow::Result<i32> {
     let (report, reports) = match Cli::parse().command {
         Command::Pkcs11 { common } => (run_pkcs11(&common.options()?)?, common.reports),
+        Command::List { json } => {
+            let c = kilt_conformance::coverage();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{}", c.table());
+            }
+            return Ok(0);
+        }
         Command::Flow {
             common,
             bank,

@@ -842,6 +842,61 @@ impl Raw {
     }
 }
 
+/// Functions a token may not offer: each is called with a mechanism and a key, the others of
+/// its arguments empty buffers the module must not need (it refuses the mechanism or key first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Other {
+    EncryptInit,
+    DecryptInit,
+    SignRecoverInit,
+    VerifyRecoverInit,
+    GenerateKey,
+    DeriveKey,
+    WrapKey,
+    UnwrapKey,
+}
+
+impl Raw {
+    /// Calls one of [`Other`] with `m` and `key`.
+    pub fn other(&self, f: Other, h: CK_SESSION_HANDLE, m: &Mech, key: CK_OBJECT_HANDLE) -> CK_RV {
+        let mut cm = mech(m);
+        let mp = &mut cm as *mut CK_MECHANISM;
+        let mut out: CK_OBJECT_HANDLE = CK_INVALID_HANDLE;
+        let mut buf = [0u8; 256];
+        let mut len = buf.len() as CK_ULONG;
+        let mut empty: [CK_ATTRIBUTE; 0] = [];
+        let t = empty.as_mut_ptr();
+        match f {
+            Other::EncryptInit => call!(self.C_EncryptInit(h, mp, key)),
+            Other::DecryptInit => call!(self.C_DecryptInit(h, mp, key)),
+            Other::SignRecoverInit => call!(self.C_SignRecoverInit(h, mp, key)),
+            Other::VerifyRecoverInit => call!(self.C_VerifyRecoverInit(h, mp, key)),
+            Other::GenerateKey => call!(self.C_GenerateKey(h, mp, t, 0, &mut out)),
+            Other::DeriveKey => call!(self.C_DeriveKey(h, mp, key, t, 0, &mut out)),
+            Other::WrapKey => call!(self.C_WrapKey(h, mp, key, key, buf.as_mut_ptr(), &mut len)),
+            Other::UnwrapKey => call!(self.C_UnwrapKey(
+                h,
+                mp,
+                key,
+                buf.as_mut_ptr(),
+                buf.len() as CK_ULONG,
+                t,
+                0,
+                &mut out
+            )),
+        }
+    }
+
+    /// `C_GetFunctionStatus` (`cancel`: `C_CancelFunction`), the legacy pair of §5.16.
+    pub fn legacy(&self, h: CK_SESSION_HANDLE, cancel: bool) -> CK_RV {
+        if cancel {
+            call!(self.C_CancelFunction(h))
+        } else {
+            call!(self.C_GetFunctionStatus(h))
+        }
+    }
+}
+
 /// The three operations of `C_*Init`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
