@@ -1,12 +1,16 @@
 //! `kilt-conformance`: the suite QA runs against a PKCS#11 token — the kilt emulator, SoftHSM2,
 //! or a physical JaCarta through its vendor module.
 //!
-//! Cases are grouped like the OASIS PKCS#11 profiles (baseline, extended, authentication token,
-//! public certificates token) plus token behaviour and hostile-module checks; each cites the spec
-//! section it checks. A failed check is a result, not an error: the suite always finishes and
-//! reports. Cases that need a mechanism the token does not advertise are skipped with the reason;
-//! destructive cases (locking a PIN) run only when asked, so a physical token is safe to test.
-//! Everything the suite creates is a session object, gone when the session closes.
+//! The PKCS#11 suite's first cases follow the OASIS PKCS#11 profiles (baseline, extended,
+//! authentication token, public certificates token) through `cryptoki`; the rest make raw calls
+//! ([`raw`], the crate's one `unsafe` module) to hold the token to what `cryptoki` cannot reach:
+//! the library before and around `C_Initialize`, NULL pointers, closed sessions and destroyed
+//! objects, the output-length protocol, operation and session state machines, template rules,
+//! what the info structures claim, PKCS#11 3.0, threads and forked processes. Each case cites the
+//! section it checks; [`coverage`] is the matrix of functions and cases. A failed check is a
+//! result, not an error: the suite always finishes and reports. Cases that need a mechanism the
+//! token does not advertise are skipped with the reason; destructive cases (locking a PIN) run
+//! only when asked, so a physical token is safe to test.
 //!
 //! [`run_flow`] runs the other suite, the regeneration flows as scenarios against kilt's mock
 //! bank and CA (see [`flow`]); both give the same [`Report`] (terminal table, JUnit, JSON).
@@ -147,6 +151,7 @@ pub enum Group {
     /// What the info structures claim against what the token does (§5.5).
     Claims,
     /// PKCS#11 3.0 interfaces and session functions.
+    #[serde(rename = "pkcs11-3.0")]
     Pkcs11v3,
     /// Threads and processes on one token (§5.5.1–§5.5.2).
     Concurrency,
