@@ -1507,6 +1507,22 @@ impl Emulator {
     pub fn shut_down(&self) {
         self.closing.store(true, Ordering::Release);
     }
+
+    /// In a forked child, before the child makes its own emulator (PKCS#11 2.40 §6.7.7): closes
+    /// the token files this copy of the parent's emulator holds open, so the child's own
+    /// connections work. Locks held by threads that did not cross the fork are skipped.
+    pub fn release_after_fork(&self) {
+        self.shut_down();
+        if let Ok(slots) = self.slots.try_read() {
+            for slot in slots.values() {
+                if let Ok(t) = slot.token.try_read()
+                    && let Some(t) = t.as_ref()
+                {
+                    t.release_after_fork();
+                }
+            }
+        }
+    }
 }
 
 fn new_slot(id: SlotId, path: PathBuf) -> Arc<Slot> {

@@ -97,6 +97,17 @@ fn connect(path: &Path) -> Result<Connection> {
 }
 
 impl Store {
+    /// Closes the connection a forked child inherited (SQLite: a connection must not cross
+    /// `fork()`; while it stays open in the child, the child's new connections to the same file
+    /// share its per-process lock bookkeeping and skip `fcntl()` for locks only the parent holds).
+    /// The close releases nothing of the parent's: POSIX locks belong to the process that took
+    /// them.
+    pub fn release_after_fork(&mut self) {
+        if let Ok(blank) = Connection::open_in_memory() {
+            drop(std::mem::replace(&mut self.conn, blank));
+        }
+    }
+
     /// Creates a token file with its metadata and SO PIN record. The file appears under its name
     /// only once complete (written beside it, then renamed), so a scanner never sees half a token.
     pub fn create(path: &Path, meta: &[(&str, Vec<u8>)], so_pin: PinRecord) -> Result<Store> {

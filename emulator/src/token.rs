@@ -362,6 +362,15 @@ impl Token {
         }
     }
 
+    /// In a forked child: closes the inherited store connection (see
+    /// [`Store::release_after_fork`]); a store locked by a thread that did not cross the fork
+    /// stays as it is, forgotten.
+    pub fn release_after_fork(&self) {
+        if let Ok(mut s) = self.store.try_lock() {
+            s.release_after_fork();
+        }
+    }
+
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }

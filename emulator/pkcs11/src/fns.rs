@@ -42,6 +42,7 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
     guard("C_Initialize", || {
         init_logging();
         crate::watch_forks();
+        crate::release_after_fork();
         // SAFETY: a non-NULL argument must point to a CK_C_INITIALIZE_ARGS (§5.4).
         if let Some(args) = unsafe { (pInitArgs as *const CK_C_INITIALIZE_ARGS).as_ref() } {
             if !args.pReserved.is_null() {

@@ -36,6 +36,18 @@ pub use fns::*;
 /// The emulator of this process between `C_Initialize` and `C_Finalize`.
 static STATE: RwLock<Option<Arc<Emulator>>> = RwLock::new(None);
 
+/// The parent's emulators a forked child inherited; the child's `C_Initialize` closes their
+/// token files and forgets them (never dropped: their threads and sessions are the parent's).
+static LEFT_BY_FORK: std::sync::Mutex<Vec<Arc<Emulator>>> = std::sync::Mutex::new(Vec::new());
+
+/// Run by `C_Initialize`: see [`LEFT_BY_FORK`].
+fn release_after_fork() {
+    for e in std::mem::take(&mut *LEFT_BY_FORK.lock().unwrap_or_else(|e| e.into_inner())) {
+        e.release_after_fork();
+        std::mem::forget(e);
+    }
+}
+
 type StateGuard = std::sync::RwLockWriteGuard<'static, Option<Arc<Emulator>>>;
 
 std::thread_local! {
@@ -45,10 +57,9 @@ std::thread_local! {
 
 /// PKCS#11 2.40 §5.5.1 (3.0 §6.7.7): a forked child starts uninitialised and must call `C_Initialize`
 /// (which then succeeds, as SoftHSM2's fork detection does). `STATE` is held across `fork()` so
-/// the child never inherits it locked by a thread that does not exist there; the child forgets the
-/// parent's emulator without running its destructor or touching its SQLite connections (they and
-/// its threads belong to the parent; SQLite forbids using a connection across `fork()`, and
-/// closing one in the child is using it).
+/// the child never inherits it locked by a thread that does not exist there; the child drops the
+/// parent's emulator without running its destructor (its database connections and threads belong
+/// to the parent, and SQLite forbids using them across `fork()`).
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn prepare() {
@@ -60,8 +71,13 @@ fn watch_forks() {
     }
     extern "C" fn child() {
         HELD.with(|h| {
-            if let Some(mut g) = h.borrow_mut().take() {
-                std::mem::forget(g.take());
+            if let Some(mut g) = h.borrow_mut().take()
+                && let Some(parents) = g.take()
+            {
+                LEFT_BY_FORK
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(parents);
             }
         });
     }
