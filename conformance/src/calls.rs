@@ -74,19 +74,32 @@ pub(crate) fn user(ctx: &Ctx, rw: bool) -> Result<S<'_>, Check> {
 
 /// A public session data object (`label` given).
 pub(crate) fn data_object(s: &S, label: &[u8]) -> Result<CK_OBJECT_HANDLE, Check> {
-    let (rv, o) = s.raw.create_object(
-        s.h,
+    public_data(s.raw, s.h, label, false).map_err(Check::Fail)
+}
+
+/// A public data object (a token object if `token`) holding "kilt"; a forked child uses it too.
+pub(crate) fn public_data(
+    raw: &Raw,
+    h: CK_SESSION_HANDLE,
+    label: &[u8],
+    token: bool,
+) -> Result<CK_OBJECT_HANDLE, String> {
+    let (rv, o) = raw.create_object(
+        h,
         Some(&[
             (CKA_CLASS, ul(CKO_DATA)),
-            (CKA_TOKEN, no()),
+            (CKA_TOKEN, if token { yes() } else { no() }),
             (CKA_PRIVATE, no()),
             (CKA_LABEL, label.to_vec()),
             (CKA_VALUE, b"kilt".to_vec()),
         ]),
         false,
     );
-    ok("C_CreateObject", rv)?;
-    Ok(o)
+    if rv == CKR_OK {
+        Ok(o)
+    } else {
+        Err(format!("C_CreateObject returned {}", name(rv)))
+    }
 }
 
 /// The templates of a P-256 session pair.
@@ -667,50 +680,71 @@ fn ecdsa() -> Mech {
     Mech::new(CKM_ECDSA)
 }
 
-macro_rules! closed {
-    ($id:literal, $fn:literal, $call:expr) => {
+/// One per-function argument row: `$helper(ctx, "C_Xxx", extra…, call)`.
+macro_rules! row {
+    ($id:literal, $fn:literal, $spec:literal, $what:expr, $helper:ident, [$($extra:expr),*], $call:expr) => {
         case!(
             $id,
             Arguments,
+            $spec,
+            concat!($fn, $what),
+            |c: &Ctx| $helper(c, $fn, $($extra,)* $call)
+        )
+    };
+}
+
+macro_rules! closed {
+    ($id:literal, $fn:literal, $call:expr) => {
+        row!(
+            $id,
+            $fn,
             "§5.1.3 CKR_SESSION_HANDLE_INVALID",
-            concat!($fn, " on a closed session"),
-            |c: &Ctx| closed(c, $fn, $call)
+            " on a closed session",
+            closed,
+            [],
+            $call
         )
     };
 }
 
 macro_rules! destroyed {
     ($id:literal, $fn:literal, $want:ident, $call:expr) => {
-        case!(
+        row!(
             $id,
-            Arguments,
+            $fn,
             "§5.1.5 handles of destroyed objects",
-            concat!($fn, " on a destroyed object: ", stringify!($want)),
-            |c: &Ctx| destroyed(c, $fn, $want, $call)
+            concat!(" on a destroyed object: ", stringify!($want)),
+            destroyed,
+            [$want],
+            $call
         )
     };
 }
 
 macro_rules! null {
     ($id:literal, $fn:literal, $call:expr) => {
-        case!(
+        row!(
             $id,
-            Arguments,
+            $fn,
             "§5.1.6 CKR_ARGUMENTS_BAD",
-            concat!($fn, " with a NULL pointer"),
-            |c: &Ctx| null_arg(c, $fn, $call)
+            " with a NULL pointer",
+            null_arg,
+            [],
+            $call
         )
     };
 }
 
 macro_rules! slot {
     ($id:literal, $fn:literal, $call:expr) => {
-        case!(
+        row!(
             $id,
-            Arguments,
+            $fn,
             "§5.1.3 CKR_SLOT_ID_INVALID",
-            concat!($fn, " on a slot that does not exist"),
-            |c: &Ctx| slot_invalid(c, $fn, $call)
+            " on a slot that does not exist",
+            slot_invalid,
+            [],
+            $call
         )
     };
 }

@@ -4,7 +4,8 @@
 //! functions, and several threads and processes on one token (§5.5.1–§5.5.2).
 
 use crate::calls::{
-    P256_OID, S, data_object, expect, needs, no, ok, open, pair, pair_templates, ul, user, yes,
+    P256_OID, S, data_object, expect, needs, no, ok, open, pair, pair_templates, public_data, ul,
+    user, yes,
 };
 use crate::cases::{Case, Check, R};
 use crate::raw::{Buf, Mech, Op, Raw};
@@ -810,18 +811,7 @@ fn token_object_persists(ctx: &Ctx) -> R {
     let label = b"kilt-conformance-persist".to_vec();
     let o = {
         let s = user(ctx, true)?;
-        let (rv, o) = ctx.raw.create_object(
-            s.h,
-            Some(&[
-                (CKA_CLASS, ul(CKO_DATA)),
-                (CKA_TOKEN, yes()),
-                (CKA_PRIVATE, no()),
-                (CKA_LABEL, label.clone()),
-            ]),
-            false,
-        );
-        ok("C_CreateObject of a token object", rv)?;
-        o
+        public_data(&ctx.raw, s.h, &label, true).map_err(Check::Fail)?
     };
     let s = user(ctx, true)?;
     ok(
@@ -1474,17 +1464,7 @@ static PARENT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 fn processes_share_objects(ctx: &Ctx) -> R {
     let label = b"kilt-conformance-parent".to_vec();
     let s = user(ctx, true)?;
-    let (rv, mine) = ctx.raw.create_object(
-        s.h,
-        Some(&[
-            (CKA_CLASS, ul(CKO_DATA)),
-            (CKA_TOKEN, yes()),
-            (CKA_PRIVATE, no()),
-            (CKA_LABEL, label),
-        ]),
-        false,
-    );
-    ok("C_CreateObject of a token object", rv)?;
+    let mine = public_data(&ctx.raw, s.h, &label, true).map_err(Check::Fail)?;
     let result = forked(ctx, |r, slot, pin| {
         step(
             "C_Initialize in the child",
@@ -1510,17 +1490,8 @@ fn processes_share_objects(ctx: &Ctx) -> R {
                 found.len()
             ));
         }
-        let (rv, _) = r.create_object(
-            s,
-            Some(&[
-                (CKA_CLASS, ul(CKO_DATA)),
-                (CKA_TOKEN, yes()),
-                (CKA_PRIVATE, no()),
-                (CKA_LABEL, b"kilt-conformance-child".to_vec()),
-            ]),
-            false,
-        );
-        step("C_CreateObject in the child", rv, CKR_OK)?;
+        public_data(r, s, b"kilt-conformance-child", true)
+            .map_err(|e| format!("in the child: {e}"))?;
         Ok(String::new())
     });
     ctx.raw.destroy_object(s.h, mine);

@@ -7,42 +7,19 @@ use cryptoki_sys::*;
 use kilt_pkcs11::*;
 use std::ptr::null_mut;
 
-const SO: &[u8] = b"00000000";
-const USER: &[u8] = b"1234567890";
+mod direct;
 
-fn sha256() -> CK_MECHANISM {
-    CK_MECHANISM {
-        mechanism: CKM_SHA256,
-        pParameter: null_mut(),
-        ulParameterLen: 0,
-    }
-}
+use direct::{USER, mech};
 
 #[test]
 fn interfaces_session_cancel_and_a_forked_child() {
     let dir = tempfile::tempdir().unwrap();
-    // SAFETY of set_var: before the library reads it, in the only test of this process.
-    unsafe { std::env::set_var("KILT_TOKEN_DIR", dir.path()) };
-    unsafe { run() }
+    unsafe { run(&dir) }
 }
 
-unsafe fn run() {
+unsafe fn run(dir: &tempfile::TempDir) {
     unsafe {
-        assert_eq!(C_Initialize(null_mut()), CKR_OK);
-        let mut label = [b' '; 32];
-        label[..3].copy_from_slice(b"v30");
-        assert_eq!(
-            C_InitToken(0, SO.as_ptr() as *mut _, 8, label.as_mut_ptr()),
-            CKR_OK
-        );
-        let mut h: CK_SESSION_HANDLE = 0;
-        let rw = CKF_SERIAL_SESSION | CKF_RW_SESSION;
-        assert_eq!(C_OpenSession(0, rw, null_mut(), None, &mut h), CKR_OK);
-        assert_eq!(C_Login(h, CKU_SO, SO.as_ptr() as *mut _, 8), CKR_OK);
-        assert_eq!(C_InitPIN(h, USER.as_ptr() as *mut _, 10), CKR_OK);
-        assert_eq!(C_Logout(h), CKR_OK);
-        assert_eq!(C_Login(h, CKU_USER, USER.as_ptr() as *mut _, 10), CKR_OK);
-
+        let h = direct::token_with_user(dir, b"v30");
         info_per_interface();
         session_cancel(h);
         forked_child(h);
@@ -77,7 +54,7 @@ unsafe fn info_per_interface() {
 /// 3.0 §5.6: C_SessionCancel ends the operations its flags name, and only those.
 unsafe fn session_cancel(h: CK_SESSION_HANDLE) {
     unsafe {
-        let mut m = sha256();
+        let mut m = mech(CKM_SHA256);
         let mut found = [0 as CK_OBJECT_HANDLE; 4];
         let mut n: CK_ULONG = 0;
         assert_eq!(C_DigestInit(h, &mut m), CKR_OK);

@@ -9,42 +9,19 @@ use cryptoki_sys::*;
 use kilt_pkcs11::*;
 use std::ptr::null_mut;
 
-const SO: &[u8] = b"00000000";
-const USER: &[u8] = b"1234567890";
+mod direct;
 
-fn mech(m: CK_MECHANISM_TYPE) -> CK_MECHANISM {
-    CK_MECHANISM {
-        mechanism: m,
-        pParameter: null_mut(),
-        ulParameterLen: 0,
-    }
-}
+use direct::mech;
 
 #[test]
 fn failed_and_final_calls_end_operations_as_the_spec_says() {
     let dir = tempfile::tempdir().unwrap();
-    // SAFETY of set_var: before the library reads it, in the only test of this process.
-    unsafe { std::env::set_var("KILT_TOKEN_DIR", dir.path()) };
-    unsafe { operations() }
+    unsafe { operations(&dir) }
 }
 
-unsafe fn operations() {
+unsafe fn operations(dir: &tempfile::TempDir) {
     unsafe {
-        assert_eq!(C_Initialize(null_mut()), CKR_OK);
-        let mut label = [b' '; 32];
-        label[..3].copy_from_slice(b"ops");
-        assert_eq!(
-            C_InitToken(0, SO.as_ptr() as *mut _, 8, label.as_mut_ptr()),
-            CKR_OK
-        );
-        let mut h: CK_SESSION_HANDLE = 0;
-        let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
-        assert_eq!(C_OpenSession(0, flags, null_mut(), None, &mut h), CKR_OK);
-        assert_eq!(C_Login(h, CKU_SO, SO.as_ptr() as *mut _, 8), CKR_OK);
-        assert_eq!(C_InitPIN(h, USER.as_ptr() as *mut _, 10), CKR_OK);
-        assert_eq!(C_Logout(h), CKR_OK);
-        assert_eq!(C_Login(h, CKU_USER, USER.as_ptr() as *mut _, 10), CKR_OK);
-
+        let h = direct::token_with_user(dir, b"ops");
         let mut sha = mech(CKM_SHA256);
         let mut data = *b"abc";
         let mut out = [0u8; 64];
