@@ -177,13 +177,9 @@ impl Bank {
         std::fs::create_dir_all(dir)
             .map_err(|e| BankError::Pki(kilt_mock_ca::CaError::io(dir, e)))?;
         let db = Db::open(&dir.join("bank.sqlite"), SCHEMA)?;
-        let offset = kilt_mock_ca::db::clock_offset(&db.lock())?;
-        let pki = Pki::load_or_create(
-            dir,
-            OffsetDateTime::now_utc() + Duration::seconds(offset),
-            BANK_NAMES,
-        )
-        .map_err(BankError::Pki)?;
+        kilt_mock_ca::db::repair_clock(&db.lock())?;
+        let now = kilt_mock_ca::db::clock_now(&db.lock())?;
+        let pki = Pki::load_or_create(dir, now, BANK_NAMES).map_err(BankError::Pki)?;
         Ok(Bank {
             approval: kilt_mock_ca::server::ApprovalSwitch::new(!settings.auto_process),
             db,
@@ -222,15 +218,9 @@ impl Bank {
 
     /// Moves the bank's clock by `days`; returns the new now.
     pub fn shift_clock(&self, days: i64) -> Result<String> {
-        if days.abs() > 100 * 365 {
-            return Err(BankError::InvalidInput(
-                "shift the clock by at most 100 years at a time".into(),
-            ));
-        }
-        let offset = kilt_mock_ca::db::shift_clock(&self.db(), days)?;
-        Ok(rfc3339(
-            OffsetDateTime::now_utc() + Duration::seconds(offset),
-        ))
+        let offset =
+            kilt_mock_ca::db::shift_clock(&self.db(), days)?.map_err(BankError::InvalidInput)?;
+        Ok(rfc3339(kilt_mock_ca::db::at_offset(offset)))
     }
 
     fn issue(
@@ -446,8 +436,8 @@ impl Bank {
     }
 
     /// Login: the challenge is this profile's and fresh, the certificate is the profile's
-    /// active one and valid on the bank's clock, and the signature verifies with it. The
-    /// challenge is used up only by a successful login.
+    /// active one and valid on the bank's clock, and the signature verifies with it. Any attempt
+    /// spends the challenge, refused or not: a signature over it gets one try.
     pub fn login(&self, login: &Login) -> Result<Session> {
         let refused = BankError::LoginRefused;
         let der = pem_der(&login.certificate, "the certificate")?;
@@ -455,7 +445,7 @@ impl Bank {
         let now = Self::now_in(&conn)?;
         let challenge: Option<(String, i64)> = conn
             .query_row(
-                "SELECT profile, expires FROM challenges WHERE challenge=?1",
+                "DELETE FROM challenges WHERE challenge=?1 RETURNING profile, expires",
                 [&login.challenge],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -517,10 +507,6 @@ impl Bank {
             "profile's current key",
         )?;
         let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM challenges WHERE challenge=?1",
-            [&login.challenge],
-        )?;
         let token = random_hex(32);
         tx.execute(
             "INSERT INTO sessions(token, profile, expires) VALUES(?1,?2,?3)",

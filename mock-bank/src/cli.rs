@@ -45,6 +45,8 @@ enum Command {
         /// Wait for the operator's approval instead of processing by time.
         #[arg(long)]
         manual_approval: bool,
+        #[command(flatten)]
+        timeouts: kilt_mock_ca::server::TimeoutArgs,
     },
 }
 
@@ -75,6 +77,7 @@ fn run(cli: Cli) -> Result<(), crate::BankError> {
         warn_days,
         processing_seconds,
         manual_approval,
+        timeouts,
     } = cli.command;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -95,6 +98,7 @@ fn run(cli: Cli) -> Result<(), crate::BankError> {
     config.settings.warn_days = warn_days;
     config.settings.processing_seconds = processing_seconds;
     config.settings.auto_process = !manual_approval;
+    config.timeouts = timeouts.timeouts();
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| crate::BankError::Internal(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use kilt_mock_ca::server::{
-    accept_tls, clamp, faults_from_env, log_faults, spawn_plain, tls_config,
+    ClientAuth, Timeouts, accept_tls, clamp, faults_from_env, log_faults, spawn_plain, tls_config,
 };
 use kilt_protocol::Faults;
 use tokio::net::TcpListener;
@@ -37,6 +37,8 @@ pub struct Config {
     pub settings: Settings,
     /// Fault knobs at start-up.
     pub faults: Faults,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
 }
 
 impl Config {
@@ -48,6 +50,7 @@ impl Config {
             admin_listen: DEFAULT_ADMIN_LISTEN.parse().expect("valid address"),
             settings: Settings::default(),
             faults: Faults::default(),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -131,7 +134,7 @@ pub async fn serve(mut config: Config) -> Result<Server> {
         faults: Arc::new(RwLock::new(faults)),
     };
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(
-        tls_config(state.bank.pki()).map_err(BankError::Pki)?,
+        tls_config(state.bank.pki(), ClientAuth::None).map_err(BankError::Pki)?,
     ));
     let (stop, stopped) = watch::channel(false);
     let api_task = tokio::spawn(accept_tls(
@@ -139,9 +142,15 @@ pub async fn serve(mut config: Config) -> Result<Server> {
         tls,
         crate::web::router(state.clone()),
         state.faults.clone(),
+        config.timeouts,
         stopped.clone(),
     ));
-    let admin_task = spawn_plain(admin, crate::admin::router(state.clone()), stopped.clone());
+    let admin_task = spawn_plain(
+        admin,
+        crate::admin::router(state.clone()),
+        config.timeouts,
+        stopped.clone(),
+    );
     tracing::info!(%addr, %admin_addr, "kilt-bank listening");
     Ok(Server {
         addr,

@@ -247,6 +247,22 @@ async fn refusals_give_a_reason_and_change_nothing() {
         .0,
         422
     );
+    // The refused attempt spent the challenge: the right signature over it is refused too.
+    let right = kilt_protocol::bank::Login {
+        signature: sign(&old, &kilt_protocol::bank::login_message(&wrong.challenge)),
+        ..wrong
+    };
+    let (status, err) = error_of(
+        bank.client
+            .post(bank.api("/api/v1/login"))
+            .json(&right)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403, "{}", err.message);
+    assert!(err.message.contains("already used"), "{}", err.message);
     let foreign = bank
         .login_body(
             &id,

@@ -46,6 +46,8 @@ enum Command {
         /// TrueType font with Cyrillic for the application PDF.
         #[arg(long, default_value = crate::pdf::DEFAULT_FONT)]
         font: PathBuf,
+        #[command(flatten)]
+        timeouts: crate::server::TimeoutArgs,
     },
     /// Write the root certificate (PEM) for clients to trust; creates the CA if needed.
     ExportRoot {
@@ -103,6 +105,7 @@ fn run(cli: Cli) -> Result<(), crate::CaError> {
             manual_approval,
             public_url,
             font,
+            timeouts,
         } => {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> Result<(), crate::CaError> {
             config.auto_approve = !manual_approval;
             config.public_url = public_url;
             config.font = font;
+            config.timeouts = timeouts.timeouts();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|e| crate::CaError::Internal(format!("cannot start the runtime: {e}")))?;
             runtime.block_on(async {

@@ -34,8 +34,18 @@ impl Db {
     }
 }
 
-/// Seconds the server's clock is ahead of the system clock.
+/// How far the admin may move a server's clock from the system clock, either way: 100 years.
+/// One bound on the *total* offset, checked before anything is stored (README, "The clock").
+pub const MAX_CLOCK_OFFSET_DAYS: i64 = 36_500;
+const MAX_OFFSET_SECONDS: i64 = MAX_CLOCK_OFFSET_DAYS * 86_400;
+
+/// Seconds the server's clock is ahead of the system clock, within the bound (a stored value
+/// beyond it, from an older version, counts as the bound: see [`repair_clock`]).
 pub fn clock_offset(conn: &Connection) -> rusqlite::Result<i64> {
+    Ok(stored_offset(conn)?.clamp(-MAX_OFFSET_SECONDS, MAX_OFFSET_SECONDS))
+}
+
+fn stored_offset(conn: &Connection) -> rusqlite::Result<i64> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key='clock_offset'", [], |r| {
             r.get(0)
@@ -44,18 +54,57 @@ pub fn clock_offset(conn: &Connection) -> rusqlite::Result<i64> {
         .unwrap_or(0))
 }
 
-/// The server's now.
-pub fn clock_now(conn: &Connection) -> rusqlite::Result<OffsetDateTime> {
-    Ok(OffsetDateTime::now_utc() + Duration::seconds(clock_offset(conn)?))
+/// At start: a stored offset beyond the bound is clamped to it and stored so, with a warning, so
+/// that a data directory from before the bound still starts.
+pub fn repair_clock(conn: &Connection) -> rusqlite::Result<()> {
+    let stored = stored_offset(conn)?;
+    let clamped = clock_offset(conn)?;
+    if stored != clamped {
+        tracing::warn!(
+            stored_days = stored / 86_400,
+            max_days = MAX_CLOCK_OFFSET_DAYS,
+            "the stored clock offset is beyond the bound; clamped"
+        );
+        store_offset(conn, clamped)?;
+    }
+    Ok(())
 }
 
-/// Moves the clock by `days`; returns the new offset in seconds.
-pub fn shift_clock(conn: &Connection, days: i64) -> rusqlite::Result<i64> {
-    let offset = clock_offset(conn)? + days * 86_400;
+/// The time at `offset` seconds from the system clock.
+pub fn at_offset(offset: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::seconds(offset)
+}
+
+/// The server's now.
+pub fn clock_now(conn: &Connection) -> rusqlite::Result<OffsetDateTime> {
+    Ok(at_offset(clock_offset(conn)?))
+}
+
+/// Moves the clock by `days` when the total stays within [`MAX_CLOCK_OFFSET_DAYS`]: the new
+/// offset in seconds, or the refusal (nothing stored).
+pub fn shift_clock(conn: &Connection, days: i64) -> rusqlite::Result<Result<i64, String>> {
+    let current = clock_offset(conn)?;
+    let offset = days
+        .checked_mul(86_400)
+        .and_then(|s| s.checked_add(current))
+        .filter(|o| (-MAX_OFFSET_SECONDS..=MAX_OFFSET_SECONDS).contains(o));
+    let Some(offset) = offset else {
+        return Ok(Err(format!(
+            "the clock may be at most {MAX_CLOCK_OFFSET_DAYS} days from the system clock and is {} days from it now; advance it by {} to {} days",
+            current / 86_400,
+            -MAX_CLOCK_OFFSET_DAYS - current / 86_400,
+            MAX_CLOCK_OFFSET_DAYS - current / 86_400
+        )));
+    };
+    store_offset(conn, offset)?;
+    Ok(Ok(offset))
+}
+
+fn store_offset(conn: &Connection, offset: i64) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO meta(key, value) VALUES('clock_offset', ?1)
          ON CONFLICT(key) DO UPDATE SET value=excluded.value",
         [offset],
     )?;
-    Ok(offset)
+    Ok(())
 }

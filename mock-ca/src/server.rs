@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use kilt_protocol::Faults;
 use rustls::DistinguishedName;
@@ -63,6 +64,47 @@ pub const ENV_DUPLICATE_PERCENT: &str = "KILT_CA_DUPLICATE_PERCENT";
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// How long a client may keep a connection busy without doing its part before the server
+/// closes it (stalled handshakes, slow headers, idle keep-alive): both servers, both listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The TLS handshake, from the TCP accept.
+    pub handshake: Duration,
+    /// A request's headers, and the wait for the next request on a kept-alive connection.
+    pub headers: Duration,
+}
+
+impl Default for Timeouts {
+    /// 10 s for the handshake, 30 s for headers and idle keep-alive (hyper's default).
+    fn default() -> Timeouts {
+        Timeouts {
+            handshake: Duration::from_secs(10),
+            headers: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The command-line flags of [`Timeouts`], shared by `kilt-ca serve` and `kilt-bank serve`.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct TimeoutArgs {
+    /// Close a connection whose TLS handshake takes longer (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub handshake_timeout: u64,
+    /// Close a connection whose request headers, or next request on a kept-alive connection,
+    /// take longer (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+}
+
+impl TimeoutArgs {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            handshake: Duration::from_secs(self.handshake_timeout),
+            headers: Duration::from_secs(self.header_timeout),
+        }
+    }
+}
+
 /// How to run the CA.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -84,6 +126,8 @@ pub struct Config {
     pub session_seconds: u64,
     /// Fault knobs at start-up (changeable through the admin listener).
     pub faults: Faults,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
 }
 
 impl Config {
@@ -100,6 +144,7 @@ impl Config {
             font: PathBuf::from(crate::pdf::DEFAULT_FONT),
             session_seconds: DEFAULT_SESSION_SECONDS,
             faults: Faults::default(),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -304,21 +349,34 @@ impl ClientCertVerifier for PossessionOnly {
     }
 }
 
-/// The TLS server configuration of a listener serving `pki`'s TLS identity, asking for an
-/// optional client certificate (hinting `pki`'s root) whose possession is checked.
-pub fn tls_config(pki: &crate::pki::Pki) -> Result<rustls::ServerConfig> {
+/// Whether a TLS listener asks clients for a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// An optional client certificate (the CA's «По сертификату»), possession checked.
+    Optional,
+    /// No CertificateRequest at all (the bank, whose login is a signed challenge).
+    None,
+}
+
+/// The TLS server configuration of a listener serving `pki`'s TLS identity; with
+/// [`ClientAuth::Optional`] it asks for a client certificate (hinting `pki`'s root) whose
+/// possession is checked.
+pub fn tls_config(pki: &crate::pki::Pki, auth: ClientAuth) -> Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let (_, root) = x509_parser::parse_x509_certificate(pki.root_der())
         .map_err(|e| CaError::Tls(format!("root does not parse: {e}")))?;
-    let verifier = Arc::new(PossessionOnly {
-        provider: provider.clone(),
-        hints: vec![DistinguishedName::from(root.subject().as_raw().to_vec())],
-    });
     let (chain, key) = pki.tls_identity();
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| CaError::Tls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .map_err(|e| CaError::Tls(e.to_string()))?;
+    let builder = match auth {
+        ClientAuth::Optional => builder.with_client_cert_verifier(Arc::new(PossessionOnly {
+            provider,
+            hints: vec![DistinguishedName::from(root.subject().as_raw().to_vec())],
+        })),
+        ClientAuth::None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(
             chain.into_iter().map(CertificateDer::from).collect(),
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
@@ -420,7 +478,10 @@ pub async fn serve(config: Config) -> Result<Server> {
         ca: Arc::new(ca),
         faults: Arc::new(RwLock::new(faults)),
     };
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(state.ca.pki())?));
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
+        state.ca.pki(),
+        ClientAuth::Optional,
+    )?));
     let (stop, stopped) = watch::channel(false);
 
     let api = crate::web::router(state.clone());
@@ -429,9 +490,15 @@ pub async fn serve(config: Config) -> Result<Server> {
         tls,
         api,
         state.faults.clone(),
+        config.timeouts,
         stopped.clone(),
     ));
-    let admin_task = spawn_plain(admin, crate::admin::router(state.clone()), stopped.clone());
+    let admin_task = spawn_plain(
+        admin,
+        crate::admin::router(state.clone()),
+        config.timeouts,
+        stopped.clone(),
+    );
     tracing::info!(%addr, %admin_addr, "kilt-ca listening");
     Ok(Server {
         addr,
@@ -442,19 +509,53 @@ pub async fn serve(config: Config) -> Result<Server> {
     })
 }
 
+/// The HTTP/1 connection settings of every listener: headers (and the wait for the next
+/// request) within `timeouts.headers`.
+fn http1(timeouts: Timeouts) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeouts.headers);
+    b
+}
+
 /// Serves `router` on `listener` over plain HTTP (the admin listeners) until `stopped`
-/// turns true.
+/// turns true, with the same header timeout as the TLS listeners.
 pub fn spawn_plain(
     listener: TcpListener,
     router: axum::Router,
+    timeouts: Timeouts,
     mut stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                _ = stopped.wait_for(|s| *s) => return,
+            };
+            let router = router.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
+                    },
+                );
+                let conn =
+                    http1(timeouts).serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+                tokio::select! {
+                    result = conn => if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+                    },
+                    _ = stopped.wait_for(|s| *s) => {}
+                }
+            });
+        }
     })
 }
 
@@ -466,6 +567,7 @@ pub async fn accept_tls(
     tls: tokio_rustls::TlsAcceptor,
     router: axum::Router,
     faults: Arc<RwLock<Faults>>,
+    timeouts: Timeouts,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -484,10 +586,14 @@ pub async fn accept_tls(
         let faults = faults.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            let stream = match tls.accept(tcp).await {
-                Ok(stream) => stream,
-                Err(e) => {
+            let stream = match tokio::time::timeout(timeouts.handshake, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
@@ -508,8 +614,8 @@ pub async fn accept_tls(
                     req.extensions_mut().insert(chain.clone());
                     deliver(router.clone(), faults.clone(), req)
                 });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn =
+                http1(timeouts).serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::select! {
                 result = conn => if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -1,0 +1,201 @@
+//! The CA under hostile traffic (issue 14): the admin clock stays within its bound and never
+//! bricks the data directory, refusals have the one JSON error shape, certificate-login refusals
+//! give the real reason, wrong passwords are throttled, stalled connections are closed.
+
+mod common;
+
+use common::*;
+use kilt_mock_ca::{Config, serve};
+use serde_json::json;
+
+async fn post_clock(ca: &Ca, days: serde_json::Value) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(ca.admin("/admin/clock"))
+        .json(&json!({ "advance_days": days }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn offset_days(admin_url: &str) -> i64 {
+    let clock: serde_json::Value = reqwest::get(format!("{admin_url}/admin/clock"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    clock["offset_seconds"].as_i64().unwrap() / 86_400
+}
+
+#[tokio::test]
+async fn the_admin_clock_stays_within_its_bound_and_never_bricks_the_server() {
+    let ca = start().await;
+    ca.create_user().await;
+    // Finding 1's sequence: +100 years again and again (each call within the old per-call
+    // limit), then the extremes of an i64.
+    let mut statuses = vec![];
+    for _ in 0..4 {
+        statuses.push(post_clock(&ca, json!(36_500)).await.as_u16());
+    }
+    assert_eq!(statuses, [200, 422, 422, 422]);
+    for days in [json!(i64::MIN), json!(i64::MAX), json!(-80_000)] {
+        let s = post_clock(&ca, days.clone()).await;
+        assert!(s.is_client_error(), "{days}: {s}");
+    }
+    assert_eq!(offset_days(&ca.server.admin_url()).await, 36_500);
+    // Everything that broke before still answers.
+    ca.password_login().await;
+    let crl = ca
+        .anonymous()
+        .get(ca.api("/crl/issuing.crl"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!crl.status().is_server_error(), "CRL: {}", crl.status());
+    // Back to the other bound in one step, within it.
+    assert_eq!(post_clock(&ca, json!(-73_000)).await, 200);
+    assert_eq!(post_clock(&ca, json!(-1)).await, 422);
+
+    // The server starts again from that data directory.
+    let Ca { server, dir } = ca;
+    server.shutdown().await;
+    let again = serve(Config::ephemeral(dir.path())).await.unwrap();
+    assert_eq!(offset_days(&again.admin_url()).await, -36_500);
+    again.shutdown().await;
+
+    // A data directory holding an offset beyond the bound (an older version's) still starts,
+    // clamped to it.
+    let db = rusqlite::Connection::open(dir.path().join("ca.sqlite")).unwrap();
+    db.execute(
+        "UPDATE meta SET value=?1 WHERE key='clock_offset'",
+        [i64::MAX / 2],
+    )
+    .unwrap();
+    drop(db);
+    let clamped = serve(Config::ephemeral(dir.path())).await.unwrap();
+    assert_eq!(offset_days(&clamped.admin_url()).await, 36_500);
+    clamped.shutdown().await;
+}
+
+/// How long until the server closes this connection (reads, and drops what it reads, until
+/// end of file); `None` if it stays open for 10 s.
+async fn until_closed(mut conn: impl tokio::io::AsyncRead + Unpin) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), closed)
+        .await
+        .ok()
+        .map(|_| start.elapsed())
+}
+
+fn addr_of(url: &str) -> std::net::SocketAddr {
+    url.split("://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_closed_within_the_timeouts_while_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let second = std::time::Duration::from_secs(1);
+    let ca = start_with(|c| {
+        c.timeouts = kilt_mock_ca::server::Timeouts {
+            handshake: second,
+            headers: second,
+        }
+    })
+    .await;
+    let api = addr_of(&ca.server.url());
+    let admin = addr_of(&ca.server.admin_url());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(ca.root_der()))
+        .unwrap();
+    let tls = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let mut stalled = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let tls = tls.clone();
+        stalled.spawn(async move {
+            let kind = [
+                "no TLS handshake",
+                "slow TLS headers",
+                "slow admin headers",
+                "idle admin keep-alive",
+            ][i % 4];
+            let target = if i % 4 < 2 { api } else { admin };
+            let mut tcp = TcpStream::connect(target).await.unwrap();
+            let closed = match i % 4 {
+                0 => until_closed(tcp).await,
+                1 => {
+                    let connector = tokio_rustls::TlsConnector::from(tls);
+                    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                    let mut s = connector.connect(name, tcp).await.unwrap();
+                    s.write_all(b"GET /crl/issuing.crl HTTP/1.1\r\nHost: x\r\n")
+                        .await
+                        .unwrap();
+                    until_closed(s).await
+                }
+                2 => {
+                    tcp.write_all(b"GET /admin/clock HTTP/1.1\r\n")
+                        .await
+                        .unwrap();
+                    until_closed(tcp).await
+                }
+                _ => {
+                    use tokio::io::AsyncReadExt;
+                    tcp.write_all(b"GET /admin/clock HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let mut first = [0u8; 12];
+                    tcp.read_exact(&mut first).await.unwrap();
+                    assert_eq!(&first, b"HTTP/1.1 200");
+                    until_closed(tcp).await
+                }
+            };
+            (kind, closed)
+        });
+    }
+    // Meanwhile others are served, on both listeners.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let crl = ca
+        .anonymous()
+        .get(ca.api("/crl/issuing.crl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crl.status(), 200);
+    let clock = reqwest::get(ca.admin("/admin/clock")).await.unwrap();
+    assert_eq!(clock.status(), 200);
+    while let Some(r) = stalled.join_next().await {
+        let (kind, closed) = r.unwrap();
+        let after = closed.unwrap_or_else(|| panic!("{kind}: still open after 10 s"));
+        // Closed by the 1 s timeout: not at once, and not much later.
+        assert!(
+            after >= std::time::Duration::from_millis(800)
+                && after < std::time::Duration::from_secs(4),
+            "{kind}: closed after {after:?}"
+        );
+    }
+}
