@@ -39,6 +39,56 @@ pub struct Settings {
     pub session_seconds: u64,
     /// TrueType font with Cyrillic glyphs for the application PDF.
     pub font: PathBuf,
+    /// How long a login waits after [`PASSWORD_TRIES`] wrong passwords in a row.
+    pub password_lock: std::time::Duration,
+}
+
+/// Wrong passwords a login may give in a row before it has to wait `password_lock` (a short
+/// lockout, as OWASP's authentication guidance suggests: it stops guessing without letting
+/// anyone lock a customer out for long).
+pub const PASSWORD_TRIES: u32 = 5;
+/// The default of [`Settings::password_lock`].
+pub const DEFAULT_PASSWORD_LOCK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Wrong passwords per login since its last success, and until when it waits.
+#[derive(Debug, Default)]
+struct Throttle(
+    std::sync::Mutex<std::collections::HashMap<String, (u32, Option<std::time::Instant>)>>,
+);
+
+impl Throttle {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, (u32, Option<std::time::Instant>)>,
+    > {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Refuses while `login` waits: even the right password, so guessing gains nothing.
+    fn check(&self, login: &str) -> Result<()> {
+        let now = std::time::Instant::now();
+        match self.map().get(login) {
+            Some((_, Some(until))) if *until > now => Err(CaError::TooManyAttempts {
+                retry_after: (*until - now).as_secs() + 1,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, login: &str, lock: std::time::Duration) {
+        let mut map = self.map();
+        let entry = map.entry(login.to_owned()).or_default();
+        entry.0 += 1;
+        if entry.0 >= PASSWORD_TRIES {
+            *entry = (0, Some(std::time::Instant::now() + lock));
+        }
+    }
+
+    fn succeeded(&self, login: &str) {
+        self.map().remove(login);
+    }
 }
 
 /// A user as stored.
@@ -68,6 +118,7 @@ pub struct Ca {
     db: crate::db::Db,
     pki: Pki,
     settings: Settings,
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Ca {
@@ -265,6 +316,10 @@ pub fn to_pem(der: &[u8]) -> String {
     pem_of("CERTIFICATE", der)
 }
 
+/// Why a login certificate from elsewhere is refused.
+const NOT_OURS: &str =
+    "the certificate was not issued by this CA; choose the certificate this CA issued you";
+
 impl Ca {
     /// Opens (or creates) the CA in `dir`: `ca.sqlite` plus the PKI files.
     pub fn open(dir: &Path, settings: Settings) -> Result<Ca> {
@@ -278,6 +333,7 @@ impl Ca {
             db,
             pki,
             settings,
+            throttle: Throttle::default(),
         })
     }
 
@@ -406,6 +462,7 @@ impl Ca {
 
     /// "Логин" + "Пароль".
     pub fn login_password(&self, login: &str, password: &str) -> Result<Session> {
+        self.throttle.check(login)?;
         let conn = self.db();
         let row: Option<(i64, Vec<u8>, Vec<u8>)> = conn
             .query_row(
@@ -429,11 +486,15 @@ impl Ca {
         .is_ok();
         match row {
             Some((id, ..)) if ok => {
+                self.throttle.succeeded(login);
                 let account =
                     Self::account_where(&conn, "id=?1", &id)?.ok_or(CaError::BadPassword)?;
                 self.open_session(&conn, account)
             }
-            _ => Err(CaError::BadPassword),
+            _ => {
+                self.throttle.failed(login, self.settings.password_lock);
+                Err(CaError::BadPassword)
+            }
         }
     }
 
@@ -445,6 +506,22 @@ impl Ca {
         let leaf = chain.first().ok_or_else(|| {
             refused("the TLS connection carries no client certificate; choose your AUTH certificate when the browser or client asks".into())
         })?;
+        // The register first: a certificate this CA never issued (the bank's, a self-signed one)
+        // is "not issued by this CA", whatever else is wrong with it for a login here.
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+            .map_err(|e| refused(format!("the client certificate does not parse ({e})")))?;
+        let serial = hex::encode(cert.raw_serial());
+        let row: Option<(i64, Option<i64>)> = self
+            .db()
+            .query_row(
+                "SELECT user_id, revoked_at FROM certificates WHERE serial=?1",
+                [&serial],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((user_id, revoked_at)) = row else {
+            return Err(refused(NOT_OURS.into()));
+        };
         let now = self.now()?;
         let root = CertificateDer::from(self.pki.root_der());
         let anchor = webpki::anchor_from_trusted_cert(&root)
@@ -471,42 +548,27 @@ impl Ca {
                     rfc3339(now)
                 ),
                 webpki::Error::CertNotValidYet { .. } => "the certificate is not valid yet".into(),
-                // Another CA with the same names fails on the signature, not the name.
+                // Another CA with the same names and serial fails on the signature.
                 webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
-                    "the certificate was not issued by this CA; choose the certificate this CA issued you".into()
+                    NOT_OURS.into()
                 }
                 webpki::Error::RequiredEkuNotFoundContext(_) => {
                     "this is not an authentication certificate; choose the AUTH certificate (the upper one)".into()
                 }
-                other => format!("the certificate is not valid: {other:?}"),
+                _ => "this certificate cannot be used to log in; choose the AUTH certificate this CA issued you".into(),
             };
             return Err(refused(why));
         }
-        let (_, cert) = x509_parser::parse_x509_certificate(leaf)
-            .map_err(|e| refused(format!("the client certificate does not parse ({e})")))?;
-        let serial = hex::encode(cert.raw_serial());
-        let conn = self.db();
-        let row: Option<(i64, Option<i64>)> = conn
-            .query_row(
-                "SELECT user_id, revoked_at FROM certificates WHERE serial=?1",
-                [&serial],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => Err(refused(format!(
-                "certificate {serial} is not in this CA's register"
-            ))),
-            Some((_, Some(when))) => Err(refused(format!(
+        if let Some(when) = revoked_at {
+            return Err(refused(format!(
                 "certificate {serial} was revoked on {}; log in with your current certificate or by password",
                 rfc3339(at(when))
-            ))),
-            Some((user_id, None)) => {
-                let account = Self::account_where(&conn, "id=?1", &user_id)?
-                    .ok_or_else(|| CaError::NotFound("the certificate's user".into()))?;
-                self.open_session(&conn, account)
-            }
+            )));
         }
+        let conn = self.db();
+        let account = Self::account_where(&conn, "id=?1", &user_id)?
+            .ok_or_else(|| CaError::NotFound("the certificate's user".into()))?;
+        self.open_session(&conn, account)
     }
 
     /// The account behind a session token.

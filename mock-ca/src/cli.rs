@@ -87,6 +87,7 @@ fn run(cli: Cli) -> Result<(), crate::CaError> {
                     crl_url: String::new(),
                     session_seconds: crate::ca::DEFAULT_SESSION_SECONDS,
                     font: PathBuf::from(crate::pdf::DEFAULT_FONT),
+                    password_lock: crate::ca::DEFAULT_PASSWORD_LOCK,
                 },
             )?;
             let pem = ca.pki().root_pem();

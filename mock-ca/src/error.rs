@@ -139,6 +139,11 @@ pub enum CaError {
         /// The flag that sets it.
         flag: &'static str,
     },
+    /// Too many wrong passwords for this login in a row: it waits.
+    #[error(
+        "too many wrong passwords for this login; try again in {retry_after} s, or log in by certificate"
+    )]
+    TooManyAttempts { retry_after: u64 },
     /// The TLS set-up failed.
     #[error("TLS set-up failed: {0}")]
     Tls(String),
@@ -165,6 +170,7 @@ impl CaError {
             CaError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             CaError::CertificateRefused(_) => (StatusCode::FORBIDDEN, "certificate_refused"),
             CaError::BadPassword => (StatusCode::UNAUTHORIZED, "bad_password"),
+            CaError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             CaError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             CaError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             CaError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -216,7 +222,13 @@ pub fn error_response(
 impl IntoResponse for CaError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
-        error_response(status, code, &self, "CA")
+        let mut response = error_response(status, code, &self, "CA");
+        if let CaError::TooManyAttempts { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        response
     }
 }
 

@@ -128,6 +128,8 @@ pub struct Config {
     pub faults: Faults,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// How long a login waits after too many wrong passwords.
+    pub password_lock: Duration,
 }
 
 impl Config {
@@ -145,6 +147,7 @@ impl Config {
             session_seconds: DEFAULT_SESSION_SECONDS,
             faults: Faults::default(),
             timeouts: Timeouts::default(),
+            password_lock: crate::ca::DEFAULT_PASSWORD_LOCK,
         }
     }
 
@@ -462,6 +465,7 @@ pub async fn serve(config: Config) -> Result<Server> {
         crl_url: format!("{}/crl/issuing.crl", base.trim_end_matches('/')),
         session_seconds: config.session_seconds,
         font: config.font.clone(),
+        password_lock: config.password_lock,
     };
     if !(1..=36_500).contains(&settings.validity_days) {
         return Err(CaError::InvalidInput(

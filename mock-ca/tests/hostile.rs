@@ -199,3 +199,92 @@ async fn stalled_connections_are_closed_within_the_timeouts_while_others_are_ser
         );
     }
 }
+
+/// The error body of a refusal; fails unless it is the one JSON shape `{error, message}`.
+async fn error_of(resp: reqwest::Response) -> (u16, kilt_protocol::ErrorBody) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{status}: not the JSON error shape: {text:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn certificates_from_elsewhere_are_refused_as_not_ours() {
+    let ca = start().await;
+    ca.create_user().await;
+    let login = |pem: String, key: &rcgen::KeyPair| {
+        ca.with_cert(&pem, key)
+            .post(ca.api("/api/v1/login/certificate"))
+            .send()
+    };
+    // A self-signed CA certificate (webpki: CaUsedAsEndEntity).
+    let key = key();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let self_signed = params.self_signed(&key).unwrap().pem();
+    // A signing certificate of another CA, like the bank's SIGN (webpki: no clientAuth EKU).
+    let other_ca_key = common::key();
+    let mut ca_params = rcgen::CertificateParams::new(vec![]).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let issuer = rcgen::Issuer::new(ca_params, &other_ca_key);
+    let mut sign_params = rcgen::CertificateParams::new(vec![]).unwrap();
+    sign_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::EmailProtection];
+    let sign_key = common::key();
+    let foreign_sign = sign_params.signed_by(&sign_key, &issuer).unwrap().pem();
+    for (what, pem, key) in [
+        ("self-signed CA certificate", self_signed, &key),
+        ("another CA's signing certificate", foreign_sign, &sign_key),
+    ] {
+        let (status, err) = error_of(login(pem, key).await.unwrap()).await;
+        assert_eq!(status, 403, "{what}");
+        assert_eq!(err.error, "certificate_refused", "{what}");
+        assert!(
+            err.message.contains("not issued by this CA"),
+            "{what}: {}",
+            err.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_passwords_make_the_login_wait() {
+    let ca = start_with(|c| c.password_lock = std::time::Duration::from_secs(2)).await;
+    ca.create_user().await;
+    let attempt = |password: &'static str| {
+        ca.anonymous()
+            .post(ca.api("/api/v1/login/password"))
+            .json(&json!({"login": LOGIN, "password": password}))
+            .send()
+    };
+    for _ in 0..kilt_mock_ca::ca::PASSWORD_TRIES {
+        assert_eq!(attempt("wrong").await.unwrap().status(), 401);
+    }
+    // Now even the right password waits, with Retry-After.
+    let resp = attempt(PASSWORD).await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry), "Retry-After {retry}");
+    let (_, err) = error_of(resp).await;
+    assert_eq!(err.error, "too_many_attempts");
+    // Another login is not held up.
+    let other = ca
+        .anonymous()
+        .post(ca.api("/api/v1/login/password"))
+        .json(&json!({"login": "someone-else", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(attempt(PASSWORD).await.unwrap().status(), 200);
+    // A success starts the count again: four wrong ones do not lock.
+    for _ in 1..kilt_mock_ca::ca::PASSWORD_TRIES {
+        assert_eq!(attempt("wrong").await.unwrap().status(), 401);
+    }
+    assert_eq!(attempt(PASSWORD).await.unwrap().status(), 200);
+}

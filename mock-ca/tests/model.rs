@@ -63,6 +63,7 @@ proptest! {
             crl_url: "https://127.0.0.1/crl/issuing.crl".into(),
             session_seconds: 60,
             font: kilt_mock_ca::pdf::DEFAULT_FONT.into(),
+            password_lock: kilt_mock_ca::ca::DEFAULT_PASSWORD_LOCK,
         }).unwrap();
         ca.create_user(&NewUser { login: LOGIN.into(), password: PASSWORD.into(), full_name: NAME.into(), iin: IIN.into() }).unwrap();
         let account = ca.account(LOGIN).unwrap();
