@@ -139,6 +139,9 @@ pub enum CaError {
         /// The flag that sets it.
         flag: &'static str,
     },
+    /// The body is not declared JSON.
+    #[error("the request body must be JSON: send it with Content-Type: application/json")]
+    NotJson,
     /// Too many wrong passwords for this login in a row: it waits.
     #[error(
         "too many wrong passwords for this login; try again in {retry_after} s, or log in by certificate"
@@ -156,6 +159,7 @@ impl CaError {
         match self {
             CaError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             CaError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            CaError::NotJson => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             CaError::InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             CaError::MalformedCsr { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "csr_malformed"),
             CaError::CsrSignatureInvalid { .. } => {
@@ -234,3 +238,65 @@ impl IntoResponse for CaError {
 
 /// The CA's result type.
 pub type Result<T, E = CaError> = std::result::Result<T, E>;
+
+/// The stable error code of a status the handlers did not answer themselves.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Every refusal a client reads as the one JSON shape `{error, message}`: axum's own answers
+/// (a bad query, path, JSON or form, a wrong content type, a body too large, an unknown route or
+/// method) come as plain text or nothing, so they are rewritten here, keeping status and headers.
+/// JSON answers and pages for people (HTML) pass untouched. Both servers, every listener.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let response = next.run(req).await;
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(status.is_client_error() || status.is_server_error())
+        || kind.starts_with("application/json")
+        || kind.starts_with("text/html")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = match (text.is_empty(), status) {
+        (false, _) => text,
+        (true, StatusCode::NOT_FOUND) => {
+            format!("there is no {what}; the routes are in /openapi.json")
+        }
+        (true, StatusCode::METHOD_NOT_ALLOWED) => {
+            format!("{what} is not allowed; the Allow header lists the methods that are")
+        }
+        (true, s) => format!("{what}: {s}"),
+    };
+    let body = serde_json::to_vec(&ErrorBody {
+        error: code_of(status).to_owned(),
+        message,
+    })
+    .unwrap_or_default();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(
+        CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -530,6 +530,7 @@ pub fn spawn_plain(
     timeouts: Timeouts,
     mut stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let router = router.layer(axum::middleware::from_fn(crate::error::json_errors));
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -574,6 +575,7 @@ pub async fn accept_tls(
     timeouts: Timeouts,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let router = router.layer(axum::middleware::from_fn(crate::error::json_errors));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

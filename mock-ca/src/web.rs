@@ -31,7 +31,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// JSON body whose rejections are the CA's errors (400 with the parser's reason, 413 for
-/// oversize), not axum's plain-text ones.
+/// oversize, 415 for another content type), not axum's plain-text ones.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -42,6 +42,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(CaError::TooLarge(MAX_BODY))
+            }
+            Err(rejection) if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Err(CaError::NotJson)
             }
             Err(rejection) => Err(CaError::BadBody(rejection.body_text())),
         }

@@ -288,3 +288,69 @@ async fn wrong_passwords_make_the_login_wait() {
     }
     assert_eq!(attempt(PASSWORD).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn every_refusal_has_the_one_json_shape() {
+    let ca = start().await;
+    ca.create_user().await;
+    let token = ca.password_login().await;
+    let api = ca.anonymous();
+    let admin = reqwest::Client::new();
+    let checks: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
+        (
+            "invalid UTF-8 in a path",
+            api.get(ca.api("/api/v1/requests/%FF%FE"))
+                .bearer_auth(&token),
+            400,
+        ),
+        (
+            "a duplicated query field",
+            api.get(ca.api("/api/v1/requests/1/application.pdf?lang=ru&lang=ru"))
+                .bearer_auth(&token),
+            400,
+        ),
+        ("an unknown route", api.get(ca.api("/no/such/route")), 404),
+        (
+            "a method the route has not",
+            api.delete(ca.api("/api/v1/me")),
+            405,
+        ),
+        (
+            "a body that is not JSON",
+            api.post(ca.api("/api/v1/login/password"))
+                .header("content-type", "text/plain")
+                .body("login=x"),
+            415,
+        ),
+        (
+            "broken JSON",
+            api.post(ca.api("/api/v1/login/password"))
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+        ),
+        (
+            "an unknown admin route",
+            admin.get(ca.admin("/admin/nope")),
+            404,
+        ),
+        (
+            "broken JSON to the admin",
+            admin
+                .post(ca.admin("/admin/clock"))
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+        ),
+    ];
+    for (what, request, want) in checks {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "application/json", "{what}");
+        let (status, err) = error_of(resp).await;
+        assert_eq!(status, want, "{what}: {}", err.message);
+        assert!(
+            !err.error.is_empty() && !err.message.is_empty(),
+            "{what}: {err:?}"
+        );
+    }
+}
