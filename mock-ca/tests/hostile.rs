@@ -296,24 +296,32 @@ async fn every_refusal_has_the_one_json_shape() {
     let token = ca.password_login().await;
     let api = ca.anonymous();
     let admin = reqwest::Client::new();
-    let checks: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
+    let checks: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         (
             "invalid UTF-8 in a path",
             api.get(ca.api("/api/v1/requests/%FF%FE"))
                 .bearer_auth(&token),
             400,
+            "bad_request",
         ),
         (
             "a duplicated query field",
             api.get(ca.api("/api/v1/requests/1/application.pdf?lang=ru&lang=ru"))
                 .bearer_auth(&token),
             400,
+            "bad_request",
         ),
-        ("an unknown route", api.get(ca.api("/no/such/route")), 404),
+        (
+            "an unknown route",
+            api.get(ca.api("/no/such/route")),
+            404,
+            "not_found",
+        ),
         (
             "a method the route has not",
             api.delete(ca.api("/api/v1/me")),
             405,
+            "method_not_allowed",
         ),
         (
             "a body that is not JSON",
@@ -321,6 +329,7 @@ async fn every_refusal_has_the_one_json_shape() {
                 .header("content-type", "text/plain")
                 .body("login=x"),
             415,
+            "unsupported_media_type",
         ),
         (
             "broken JSON",
@@ -328,11 +337,13 @@ async fn every_refusal_has_the_one_json_shape() {
                 .header("content-type", "application/json")
                 .body("{"),
             400,
+            "bad_body",
         ),
         (
             "an unknown admin route",
             admin.get(ca.admin("/admin/nope")),
             404,
+            "not_found",
         ),
         (
             "broken JSON to the admin",
@@ -341,16 +352,15 @@ async fn every_refusal_has_the_one_json_shape() {
                 .header("content-type", "application/json")
                 .body("{"),
             400,
+            "bad_body",
         ),
     ];
-    for (what, request, want) in checks {
+    for (what, request, want, code) in checks {
         let resp = request.send().await.unwrap();
         assert_eq!(resp.headers()["content-type"], "application/json", "{what}");
         let (status, err) = error_of(resp).await;
         assert_eq!(status, want, "{what}: {}", err.message);
-        assert!(
-            !err.error.is_empty() && !err.message.is_empty(),
-            "{what}: {err:?}"
-        );
+        assert_eq!(err.error, code, "{what}: {}", err.message);
+        assert!(!err.message.is_empty(), "{what}");
     }
 }
