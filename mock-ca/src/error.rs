@@ -300,3 +300,26 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
     );
     Response::from_parts(parts, axum::body::Body::from(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_axum_answers_itself_get_their_codes() {
+        for (status, code) in [
+            (StatusCode::NOT_FOUND, "not_found"),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            (StatusCode::SERVICE_UNAVAILABLE, "internal"),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            (StatusCode::CONFLICT, "bad_request"),
+        ] {
+            assert_eq!(code_of(status), code, "{status}");
+        }
+    }
+}

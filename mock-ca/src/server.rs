@@ -666,3 +666,40 @@ async fn deliver(
     let _first = router.clone().oneshot(copy()).await;
     router.oneshot(copy()).await
 }
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        timeouts: TimeoutArgs,
+    }
+
+    #[test]
+    fn the_documented_timeouts_are_the_defaults_and_the_flags_set_them() {
+        // README, "Both servers under hostile traffic": 10 s handshake, 30 s headers.
+        let documented = Timeouts {
+            handshake: Duration::from_secs(10),
+            headers: Duration::from_secs(30),
+        };
+        assert_eq!(Timeouts::default(), documented);
+        let none = Flags::try_parse_from(["serve"]).unwrap();
+        assert_eq!(none.timeouts.timeouts(), documented);
+        let set =
+            Flags::try_parse_from(["serve", "--handshake-timeout", "3", "--header-timeout", "7"])
+                .unwrap();
+        assert_eq!(
+            set.timeouts.timeouts(),
+            Timeouts {
+                handshake: Duration::from_secs(3),
+                headers: Duration::from_secs(7),
+            }
+        );
+        assert!(Flags::try_parse_from(["serve", "--header-timeout", "0"]).is_err());
+        assert_eq!(Config::new("/tmp/x").timeouts, documented);
+        assert_eq!(Config::new("/tmp/x").password_lock, Duration::from_secs(60));
+    }
+}
