@@ -22,6 +22,7 @@ test: deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo build --workspace --quiet
+	cargo check -p kilt-client --no-default-features --quiet
 	scripts/conformance-ci
 	scripts/bench-ci
 	scripts/run-tests

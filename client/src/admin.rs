@@ -30,6 +30,13 @@ pub struct Admin {
     bank: Api,
 }
 
+/// The example CA user: the demo's, the tests', the flow suite's.
+pub const FULL_NAME: &str = "ТЕСТОВ ТЕСТ ТЕСТОВИЧ";
+/// Their IIN.
+pub const IIN: &str = "880101300123";
+/// The example bank subscriber (as in seed 000).
+pub const SUBSCRIBER: &str = "9418_Абонент";
+
 /// Who a token's first certificates are for.
 #[derive(Clone, Debug, Serialize)]
 pub struct Identity {
@@ -41,6 +48,18 @@ pub struct Identity {
     pub iin: String,
     /// The bank subscriber, the bank certificate's CN.
     pub subscriber: String,
+}
+
+impl Identity {
+    /// The example user and subscriber ([`FULL_NAME`], [`IIN`], [`SUBSCRIBER`], login `testov`).
+    pub fn example() -> Identity {
+        Identity {
+            login: "testov".into(),
+            full_name: FULL_NAME.into(),
+            iin: IIN.into(),
+            subscriber: SUBSCRIBER.into(),
+        }
+    }
 }
 
 /// What [`provision`] wrote.

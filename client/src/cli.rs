@@ -109,6 +109,7 @@ pub enum Command {
         action: KeysAction,
     },
     /// Both flows against a fresh emulated token, the mock CA and the mock bank, in seconds.
+    #[cfg(feature = "demo")]
     Demo {
         /// Keep the application PDF in this folder.
         #[arg(long, value_name = "DIR")]
@@ -261,6 +262,7 @@ fn run(cli: Cli, out: Out) -> Result<()> {
         .clone()
         .unwrap_or_else(crate::journal::default_dir);
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo { keep, inner } => demo(&g, out, keep, inner),
         Command::Readers { wait, any } => readers(wait, any, &out),
         Command::Status
@@ -480,6 +482,7 @@ fn readers(wait: Option<u64>, any: bool, out: &Out) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
 fn demo(g: &Global, mut out: Out, keep: Option<PathBuf>, inner: Option<PathBuf>) -> Result<()> {
     let module = match &g.module {
         Some(m) => m.clone(),

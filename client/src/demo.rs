@@ -29,21 +29,11 @@ pub const LABEL: &str = "JaCarta";
 pub const USER_PIN: &str = "1234567890";
 /// The national CA's instructions' default admin (SO) PIN.
 pub const SO_PIN: &str = "00000000";
-/// The CA user of the demo.
-pub const FULL_NAME: &str = "ТЕСТОВ ТЕСТ ТЕСТОВИЧ";
-/// Their IIN.
-pub const IIN: &str = "880101300123";
-/// The bank subscriber of the demo (as in seed 000).
-pub const SUBSCRIBER: &str = "9418_Абонент";
+pub use crate::admin::{FULL_NAME, IIN, SUBSCRIBER};
 
 /// The demo's CA user and bank subscriber.
 pub fn identity() -> Identity {
-    Identity {
-        login: "testov".into(),
-        full_name: FULL_NAME.into(),
-        iin: IIN.into(),
-        subscriber: SUBSCRIBER.into(),
-    }
+    Identity::example()
 }
 
 fn demo(e: impl std::fmt::Display) -> ClientError {

@@ -25,6 +25,7 @@ pub mod bank;
 pub mod ca;
 pub mod check;
 pub mod cli;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod flow;

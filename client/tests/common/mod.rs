@@ -63,10 +63,15 @@ pub async fn world(
     let profile = {
         let token = open(&module);
         let admin = kilt_client::admin::Admin::new(&ca.admin_url(), &bank.admin_url()).unwrap();
-        kilt_client::admin::provision(&token, &admin, &kilt_client::demo::identity(), valid_days)
-            .await
-            .unwrap()
-            .profile
+        kilt_client::admin::provision(
+            &token,
+            &admin,
+            &kilt_client::admin::Identity::example(),
+            valid_days,
+        )
+        .await
+        .unwrap()
+        .profile
     };
     World {
         ca,
