@@ -2,29 +2,10 @@
 //! without the default `demo` feature, neither `kilt-mock-ca` nor `kilt-mock-bank` is a
 //! dependency of `kilt-client`. (`make test` also builds it that way, so it keeps compiling.)
 
-use std::process::Command;
-
 fn normal_dependencies(features: &[&str]) -> String {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "-p",
-            "kilt-client",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-        ])
-        .args(features)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut args = vec!["-e", "normal"];
+    args.extend_from_slice(features);
+    kilt_test_support::cargo_tree("kilt-client", &args)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use kilt_mock_ca::web::ApiJson;
+use kilt_mock_server::web::ApiJson;
 use kilt_protocol::bank::{NewSubscriber, Reject};
 use kilt_protocol::ca::ClockShift;
 use kilt_protocol::{Approval, Faults};
@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/operator/regenerations/{id}", post(operator_action))
         .route("/openapi.json", get(openapi))
         .layer(axum::extract::DefaultBodyLimit::max(
-            kilt_mock_ca::server::MAX_BODY,
+            kilt_mock_server::http::MAX_BODY,
         ))
         .with_state(state)
 }
@@ -112,7 +112,7 @@ async fn set_faults(
     State(state): State<AppState>,
     ApiJson(faults): ApiJson<Faults>,
 ) -> Json<Faults> {
-    let faults = kilt_mock_ca::server::clamp(faults);
+    let faults = kilt_mock_server::http::clamp(faults);
     *state.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
     tracing::info!(?faults, "admin: fault knobs set");
     Json(faults)

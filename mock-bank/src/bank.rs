@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 
-use kilt_mock_ca::db::Db;
+use kilt_mock_server::db::Db;
 
-use kilt_mock_ca::pki::{P256PublicKey, Pki, PkiNames, UserCertSpec, parse_csr, random_serial};
+use kilt_mock_server::pki::{P256PublicKey, Pki, PkiNames, UserCertSpec, parse_csr, random_serial};
 use kilt_protocol::Lang;
 use kilt_protocol::bank::{
     IssuedCertificate, Login, Profile, Provisioned, Regeneration, Session, SignatureParams, Status,
@@ -86,7 +86,7 @@ pub struct Snapshot {
 /// The bank.
 pub struct Bank {
     /// The approval mode now; `settings.auto_process` is only where it starts (`/admin/approval`).
-    approval: kilt_mock_ca::server::ApprovalSwitch,
+    approval: kilt_mock_server::http::ApprovalSwitch,
     db: Db,
     pki: Pki,
     settings: Settings,
@@ -175,13 +175,13 @@ impl Bank {
     /// Opens (or creates) the bank in `dir`.
     pub fn open(dir: &Path, settings: Settings) -> Result<Bank> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| BankError::Pki(kilt_mock_ca::CaError::io(dir, e)))?;
+            .map_err(|e| BankError::Pki(kilt_mock_server::error::ServerError::io(dir, e)))?;
         let db = Db::open(&dir.join("bank.sqlite"), SCHEMA)?;
-        kilt_mock_ca::db::repair_clock(&db.lock())?;
-        let now = kilt_mock_ca::db::clock_now(&db.lock())?;
+        kilt_mock_server::db::repair_clock(&db.lock())?;
+        let now = kilt_mock_server::db::clock_now(&db.lock())?;
         let pki = Pki::load_or_create(dir, now, BANK_NAMES).map_err(BankError::Pki)?;
         Ok(Bank {
-            approval: kilt_mock_ca::server::ApprovalSwitch::new(!settings.auto_process),
+            approval: kilt_mock_server::http::ApprovalSwitch::new(!settings.auto_process),
             db,
             pki,
             settings,
@@ -198,7 +198,7 @@ impl Bank {
     }
 
     /// Whether new requests wait for the operator, switchable at run time.
-    pub fn approval(&self) -> &kilt_mock_ca::server::ApprovalSwitch {
+    pub fn approval(&self) -> &kilt_mock_server::http::ApprovalSwitch {
         &self.approval
     }
 
@@ -208,7 +208,7 @@ impl Bank {
     }
 
     fn now_in(conn: &Connection) -> Result<OffsetDateTime> {
-        Ok(kilt_mock_ca::db::clock_now(conn)?)
+        Ok(kilt_mock_server::db::clock_now(conn)?)
     }
 
     /// The bank's now (system clock plus the admin's shift).
@@ -218,9 +218,9 @@ impl Bank {
 
     /// Moves the bank's clock by `days`; returns the new now.
     pub fn shift_clock(&self, days: i64) -> Result<String> {
-        let offset =
-            kilt_mock_ca::db::shift_clock(&self.db(), days)?.map_err(BankError::InvalidInput)?;
-        Ok(rfc3339(kilt_mock_ca::db::at_offset(offset)))
+        let offset = kilt_mock_server::db::shift_clock(&self.db(), days)?
+            .map_err(BankError::InvalidInput)?;
+        Ok(rfc3339(kilt_mock_server::db::at_offset(offset)))
     }
 
     fn issue(
@@ -570,7 +570,7 @@ impl Bank {
             issuer: cert.issuer().to_string(),
             not_before: rfc3339(cert.validity().not_before.to_datetime()),
             not_after: rfc3339(cert.validity().not_after.to_datetime()),
-            certificate: kilt_mock_ca::ca::to_pem(&der),
+            certificate: kilt_mock_server::pki::to_pem(&der),
         })
     }
 
@@ -725,7 +725,7 @@ impl Bank {
             |r| r.get(0),
         )?;
         let parsed = parse_csr(
-            &kilt_mock_ca::ca::pem_of("CERTIFICATE REQUEST", &csr),
+            &kilt_mock_server::pki::pem_of("CERTIFICATE REQUEST", &csr),
             "new key",
         )
         .map_err(BankError::Csr)?;
@@ -823,7 +823,7 @@ impl Bank {
             |r| r.get(0),
         )?;
         Ok(IssuedCertificate {
-            certificate: kilt_mock_ca::ca::to_pem(&der),
+            certificate: kilt_mock_server::pki::to_pem(&der),
             chain: vec![
                 self.pki.issuing_pem().to_owned(),
                 self.pki.root_pem().to_owned(),
@@ -914,8 +914,5 @@ impl Bank {
 
 /// Where the bank keeps its state by default: `KILT_BANK_DIR`, else `$XDG_DATA_HOME/kilt/bank`.
 pub fn default_data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KILT_BANK_DIR").filter(|d| !d.is_empty()) {
-        return d.into();
-    }
-    kilt_mock_ca::default_data_dir().with_file_name("bank")
+    kilt_mock_server::data_dir("KILT_BANK_DIR", "bank")
 }

@@ -46,7 +46,7 @@ enum Command {
         #[arg(long)]
         manual_approval: bool,
         #[command(flatten)]
-        timeouts: kilt_mock_ca::server::TimeoutArgs,
+        timeouts: kilt_mock_server::http::TimeoutArgs,
     },
 }
 

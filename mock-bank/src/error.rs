@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use kilt_mock_ca::CaError;
+use kilt_mock_server::error::ServerError;
 
 /// Everything that can go wrong in the bank.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +12,7 @@ pub enum BankError {
     InvalidInput(String),
     /// The PKCS#10 request is malformed, not P-256, or its self-signature fails.
     #[error("{0}")]
-    Csr(CaError),
+    Csr(ServerError),
     /// The CSR names someone else.
     #[error(
         "the request's subject is {found:?}, but the profile is {expected:?}; make the request for this subscriber"
@@ -46,7 +46,7 @@ pub enum BankError {
     Store(#[from] rusqlite::Error),
     /// The bank's PKI failed.
     #[error("the bank's PKI failed: {0}")]
-    Pki(CaError),
+    Pki(ServerError),
     /// A background task failed.
     #[error("internal task failed: {0}")]
     Internal(String),
@@ -77,7 +77,7 @@ impl BankError {
 impl IntoResponse for BankError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
-        kilt_mock_ca::error::error_response(status, code, &self, "bank")
+        kilt_mock_server::error::error_response(status, code, &self, "bank")
     }
 }
 

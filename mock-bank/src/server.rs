@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use kilt_mock_ca::server::{
+use kilt_mock_server::http::{
     ClientAuth, Timeouts, accept_tls, clamp, faults_from_env, log_faults, spawn_plain, tls_config,
 };
 use kilt_protocol::Faults;

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use kilt_mock_ca::web::ApiJson;
+use kilt_mock_server::web::ApiJson;
 use kilt_protocol::bank::{
     Activate, Challenge, ChallengeRequest, Login, Profile, Regeneration, Status, Submit,
 };
@@ -56,7 +56,7 @@ impl LangQuery {
 }
 
 fn session_token(headers: &HeaderMap) -> Option<String> {
-    kilt_mock_ca::web::session_token(headers, SESSION_COOKIE)
+    kilt_mock_server::web::session_token(headers, SESSION_COOKIE)
 }
 
 /// The logged-in profile's identifier.
@@ -96,10 +96,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(profiles_page))
         .layer(middleware::from_fn_with_state(
             state.faults.clone(),
-            kilt_mock_ca::server::fault_layer,
+            kilt_mock_server::http::fault_layer,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(
-            kilt_mock_ca::server::MAX_BODY,
+            kilt_mock_server::http::MAX_BODY,
         ))
         .with_state(state)
 }
@@ -265,7 +265,7 @@ async fn enter(State(state): State<AppState>, Query(q): Query<EnterQuery>) -> Re
     Ok(resp)
 }
 
-pub(crate) use kilt_mock_ca::web::esc;
+pub(crate) use kilt_mock_server::web::esc;
 
 pub(crate) fn layout(lang: Lang, path: &str, title: &str, body: &str) -> String {
     let langs: String = Lang::ALL

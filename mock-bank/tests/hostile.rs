@@ -56,14 +56,30 @@ async fn the_bank_asks_no_client_for_a_certificate_and_the_ca_does() {
         !asks_for_a_certificate(&root, &bank.api("/bank/root.crt")).await,
         "the bank sent a CertificateRequest"
     );
-    // The check can tell: the CA, whose «По сертификату» needs one, does ask.
-    let dir = tempfile::tempdir().unwrap();
-    let ca = kilt_mock_ca::serve(kilt_mock_ca::Config::ephemeral(dir.path()))
-        .await
-        .unwrap();
-    let ca_root = ca.ca().pki().root_der().to_vec();
-    assert!(asks_for_a_certificate(&ca_root, &format!("{}/ca/root.crt", ca.url())).await);
-    ca.shutdown().await;
+    // The check can tell: the same PKI served with an optional client certificate (the CA's
+    // «По сертификату» setting) does ask.
+    let tls = kilt_mock_server::http::tls_config(
+        bank.server.bank().pki(),
+        kilt_mock_server::http::ClientAuth::Optional,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(kilt_mock_server::http::accept_tls(
+        listener,
+        tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        axum_router(),
+        Arc::new(std::sync::RwLock::new(kilt_protocol::Faults::default())),
+        kilt_mock_server::http::Timeouts::default(),
+        stopped,
+    ));
+    assert!(asks_for_a_certificate(&root, &format!("https://{addr}/")).await);
+}
+
+/// A router answering 404 to everything (only the handshake matters here).
+fn axum_router() -> axum::Router {
+    axum::Router::new()
 }
 
 #[tokio::test]

@@ -303,18 +303,7 @@ fn sha256_hex(der: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
 }
 
-/// DER to PEM with `label`, LF line ends.
-pub fn pem_of(label: &str, der: &[u8]) -> String {
-    ::pem::encode_config(
-        &::pem::Pem::new(label, der),
-        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
-    )
-}
-
-/// Certificates to PEM, for answers.
-pub fn to_pem(der: &[u8]) -> String {
-    pem_of("CERTIFICATE", der)
-}
+pub use kilt_mock_server::pki::{pem_of, to_pem};
 
 /// Why a login certificate from elsewhere is refused.
 const NOT_OURS: &str =
@@ -525,7 +514,7 @@ impl Ca {
         let now = self.now()?;
         let root = CertificateDer::from(self.pki.root_der());
         let anchor = webpki::anchor_from_trusted_cert(&root)
-            .map_err(|e| CaError::Tls(format!("root: {e:?}")))?;
+            .map_err(|e| CaError::tls(format!("root: {e:?}")))?;
         let intermediates = [CertificateDer::from(self.pki.issuing_der())];
         let leaf_der = CertificateDer::from(leaf.as_slice());
         let ee = webpki::EndEntityCert::try_from(&leaf_der)
@@ -1093,7 +1082,7 @@ impl Ca {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        self.pki.crl(&revoked, number as u64, now)
+        Ok(self.pki.crl(&revoked, number as u64, now)?)
     }
 
     /// The request's certificates with the data the application PDF prints.

@@ -24,13 +24,12 @@
 //! ```
 
 pub mod admin;
+pub use kilt_mock_server::{db, pki};
 pub mod ca;
 pub mod cli;
-pub mod db;
 pub mod error;
 mod pages;
 pub mod pdf;
-pub mod pki;
 pub mod server;
 pub mod web;
 
@@ -44,15 +43,5 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// The CA's data directory: `KILT_CA_DIR`, else `$XDG_DATA_HOME/kilt/ca`, else
 /// `~/.local/share/kilt/ca`.
 pub fn default_data_dir() -> std::path::PathBuf {
-    if let Some(d) = std::env::var_os("KILT_CA_DIR").filter(|d| !d.is_empty()) {
-        return d.into();
-    }
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
-        })
-        .unwrap_or_else(std::env::temp_dir)
-        .join("kilt/ca")
+    kilt_mock_server::data_dir("KILT_CA_DIR", "ca")
 }

@@ -1,7 +1,7 @@
 //! The API and the pages on the TLS listener.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -9,12 +9,12 @@ use axum::{Extension, Form, Json, Router};
 use kilt_protocol::Lang;
 use kilt_protocol::ca::{CertKind, CsrItem, Device, IssueRequest, PasswordLogin, RevokeRequest};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::ca::{Account, Ca};
 use crate::error::{CaError, Result};
 use crate::pages;
 use crate::server::{AppState, MAX_BODY, PeerChain};
+pub use kilt_mock_server::web::{ApiJson, esc, session_token};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "kilt_ca_session";
@@ -30,48 +30,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| CaError::Internal(e.to_string()))?
 }
 
-/// JSON body whose rejections are the CA's errors (400 with the parser's reason, 413 for
-/// oversize, 415 for another content type), not axum's plain-text ones.
-pub struct ApiJson<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = CaError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(CaError::TooLarge(MAX_BODY))
-            }
-            Err(rejection) if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                Err(CaError::NotJson)
-            }
-            Err(rejection) => Err(CaError::BadBody(rejection.body_text())),
-        }
-    }
-}
-
 /// The logged-in account, from `Authorization: Bearer` or the session cookie.
 pub(crate) struct Auth(pub Account, pub String);
-
-/// The session token of a request: `Authorization: Bearer`, else the cookie `cookie`.
-pub fn session_token(headers: &HeaderMap, cookie: &str) -> Option<String> {
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim().to_owned());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == cookie)
-        .map(|(_, v)| v.to_owned())
-}
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = CaError;
@@ -414,7 +374,7 @@ pub(crate) fn page_form<T>(
     form: std::result::Result<Form<T>, axum::extract::rejection::FormRejection>,
 ) -> Result<T> {
     form.map(|Form(f)| f)
-        .map_err(|e| CaError::BadBody(e.body_text()))
+        .map_err(|e| kilt_mock_server::error::ServerError::BadBody(e.body_text()).into())
 }
 
 pub(crate) fn redirect_with_cookie(to: &str, token: &str, max_age: u64) -> Response {
@@ -426,20 +386,4 @@ pub(crate) fn redirect_with_cookie(to: &str, token: &str, max_age: u64) -> Respo
 
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (status, Html(body)).into_response()
-}
-
-/// HTML-escapes text for element content and quoted attributes.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -341,3 +341,20 @@ pub fn card_present(reader: &str) -> bool {
         .is_ok()
         && states[0].event_state().contains(pcsc::State::PRESENT)
 }
+
+/// `cargo tree -p PACKAGE --prefix none ARGS…` of this workspace: the dependency names a build
+/// of PACKAGE carries (for tests that hold a crate to what it may link).
+pub fn cargo_tree(package: &str, args: &[&str]) -> String {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["tree", "-p", package, "--prefix", "none"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

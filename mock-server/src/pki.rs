@@ -15,7 +15,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{CaError, Result};
+use crate::error::{Result, ServerError};
 
 /// Root CA validity (like national roots: two decades).
 pub const ROOT_VALIDITY_DAYS: i64 = 20 * 365;
@@ -29,6 +29,19 @@ pub const CRL_VALIDITY_HOURS: i64 = 24;
 pub const OID_SERIAL_NUMBER: &[u64] = &[2, 5, 4, 5];
 /// id-kp-documentSigning (RFC 9336) for the SIGN certificate.
 pub const OID_KP_DOCUMENT_SIGNING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 36];
+
+/// DER to PEM with the given label, LF line endings.
+pub fn pem_of(label: &str, der: &[u8]) -> String {
+    ::pem::encode_config(
+        &::pem::Pem::new(label, der),
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    )
+}
+
+/// Certificates to PEM, for answers.
+pub fn to_pem(der: &[u8]) -> String {
+    pem_of("CERTIFICATE", der)
+}
 
 const ORG: &str = "kilt test PKI - not for production";
 
@@ -153,23 +166,23 @@ fn files(dir: &Path) -> [PathBuf; 6] {
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| CaError::io(path, e))
+    std::fs::read_to_string(path).map_err(|e| ServerError::io(path, e))
 }
 
 /// Writes through a temporary file and a rename, so a crash leaves either the old or the new
 /// file, never half of one.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| CaError::io(&tmp, e))?;
+    std::fs::write(&tmp, data).map_err(|e| ServerError::io(&tmp, e))?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| CaError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| CaError::io(path, e))
+        .map_err(|e| ServerError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ServerError::io(path, e))
 }
 
 fn pem_der(pem: &str) -> Result<Vec<u8>> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map_err(|e| CaError::Tls(format!("bad PEM in the data directory: {e}")))?;
+        .map_err(|e| ServerError::Tls(format!("bad PEM in the data directory: {e}")))?;
     Ok(pem.contents)
 }
 
@@ -191,7 +204,7 @@ impl Pki {
         let issuing_pem = read(&issuing_crt)?;
         let issuing_der = pem_der(&issuing_pem)?;
         let (_, parsed) = x509_parser::parse_x509_certificate(&issuing_der)
-            .map_err(|e| CaError::Tls(format!("issuing.crt does not parse: {e}")))?;
+            .map_err(|e| ServerError::Tls(format!("issuing.crt does not parse: {e}")))?;
         let issuing_not_after = parsed.validity().not_after.to_datetime();
         let root_pem = read(&root_crt)?;
         let tls_key_pem = read(&tls_key)?;
@@ -208,7 +221,7 @@ impl Pki {
     }
 
     fn create(dir: &Path, now: OffsetDateTime, names: PkiNames) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| ServerError::io(dir, e))?;
         let [
             root_crt,
             root_key_path,
@@ -324,7 +337,7 @@ impl Pki {
             let iin = DnValue::PrintableString(
                 iin.as_str()
                     .try_into()
-                    .map_err(|_| CaError::InvalidInput("IIN must be digits".into()))?,
+                    .map_err(|_| ServerError::InvalidInput("IIN must be digits".into()))?,
             );
             name.push(DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()), iin);
         }
@@ -402,7 +415,7 @@ pub struct ParsedCsr {
 pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
     use x509_parser::prelude::{FromDer, X509CertificationRequest};
     if pem.len() > MAX_CSR_PEM {
-        return Err(CaError::MalformedCsr {
+        return Err(ServerError::MalformedCsr {
             kind,
             why: format!("larger than {MAX_CSR_PEM} bytes"),
         });
@@ -410,13 +423,13 @@ pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
     let der = match x509_parser::pem::parse_x509_pem(pem.trim().as_bytes()) {
         Ok((_, pem)) if pem.label.ends_with("CERTIFICATE REQUEST") => pem.contents,
         Ok((_, pem)) => {
-            return Err(CaError::MalformedCsr {
+            return Err(ServerError::MalformedCsr {
                 kind,
                 why: format!("PEM label is {:?}", pem.label),
             });
         }
         Err(e) => {
-            return Err(CaError::MalformedCsr {
+            return Err(ServerError::MalformedCsr {
                 kind,
                 why: format!("not PEM: {e}"),
             });
@@ -425,13 +438,13 @@ pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
     let csr = match X509CertificationRequest::from_der(&der) {
         Ok(([], csr)) => csr,
         Ok(_) => {
-            return Err(CaError::MalformedCsr {
+            return Err(ServerError::MalformedCsr {
                 kind,
                 why: "trailing bytes after the request".into(),
             });
         }
         Err(e) => {
-            return Err(CaError::MalformedCsr {
+            return Err(ServerError::MalformedCsr {
                 kind,
                 why: e.to_string(),
             });
@@ -452,10 +465,10 @@ pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
             Some(oid) => format!("{} / {}", spki.algorithm.algorithm, oid),
             None => spki.algorithm.algorithm.to_string(),
         };
-        return Err(CaError::WrongKeyType { kind, found });
+        return Err(ServerError::WrongKeyType { kind, found });
     }
     csr.verify_signature()
-        .map_err(|_| CaError::CsrSignatureInvalid { kind })?;
+        .map_err(|_| ServerError::CsrSignatureInvalid { kind })?;
     let name = |oid: &x509_parser::oid_registry::Oid<'_>| {
         info.subject
             .iter_by_oid(oid)
