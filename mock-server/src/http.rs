@@ -300,60 +300,16 @@ fn http1(timeouts: Timeouts) -> hyper::server::conn::http1::Builder {
     b
 }
 
-/// Serves `router` on `listener` over plain HTTP (the admin listeners) until `stopped`
-/// turns true, with the same header timeout as the TLS listeners.
-pub fn spawn_plain(
+/// Accepts connections on `listener` until `stopped` turns true, each handled by `handle` on a
+/// task of its own.
+async fn accept_until_stopped<F, Fut>(
     listener: TcpListener,
-    router: axum::Router,
-    timeouts: Timeouts,
     mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    let router = router.layer(axum::middleware::from_fn(crate::error::json_errors));
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                _ = stopped.wait_for(|s| *s) => return,
-            };
-            let router = router.clone();
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
-                    },
-                );
-                let conn =
-                    http1(timeouts).serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-                tokio::select! {
-                    result = conn => if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "admin connection ended with an error");
-                    },
-                    _ = stopped.wait_for(|s| *s) => {}
-                }
-            });
-        }
-    })
-}
-
-/// Serves `router` on `listener` over TLS until `stopped` turns true. Each request carries the
-/// connection's client certificates as a [`PeerChain`] extension. Applies the connection-level
-/// fault knobs: dropped connections, and duplicate delivery of POST/PUT requests.
-pub async fn accept_tls(
-    listener: TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
-    router: axum::Router,
-    faults: Arc<RwLock<Faults>>,
-    timeouts: Timeouts,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let router = router.layer(axum::middleware::from_fn(crate::error::json_errors));
+    handle: F,
+) where
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -365,11 +321,70 @@ pub async fn accept_tls(
             },
             _ = stopped.wait_for(|s| *s) => return,
         };
-        let tls = tls.clone();
+        tokio::spawn(handle(tcp, peer));
+    }
+}
+
+/// Serves one HTTP/1 connection until it ends or the server stops.
+async fn serve_connection<I, S, B>(
+    io: I,
+    service: S,
+    timeouts: Timeouts,
+    mut stopped: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http1(timeouts).serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::select! {
+        result = conn => if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        },
+        _ = stopped.wait_for(|s| *s) => {}
+    }
+}
+
+/// Serves `router` on `listener` over plain HTTP (the admin listeners) until `stopped`
+/// turns true, with the same header timeout as the TLS listeners.
+pub fn spawn_plain(
+    listener: TcpListener,
+    router: axum::Router,
+    timeouts: Timeouts,
+    stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let router = router.layer(axum::middleware::from_fn(crate::error::json_errors));
+    let stop = stopped.clone();
+    tokio::spawn(accept_until_stopped(listener, stop, move |tcp, peer| {
         let router = router.clone();
-        let faults = faults.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
+            });
+        serve_connection(tcp, service, timeouts, stopped.clone(), peer)
+    }))
+}
+
+/// Serves `router` on `listener` over TLS until `stopped` turns true. Each request carries the
+/// connection's client certificates as a [`PeerChain`] extension. Applies the connection-level
+/// fault knobs: dropped connections, and duplicate delivery of POST/PUT requests.
+pub async fn accept_tls(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    router: axum::Router,
+    faults: Arc<RwLock<Faults>>,
+    timeouts: Timeouts,
+    stopped: watch::Receiver<bool>,
+) {
+    let router = router.layer(axum::middleware::from_fn(crate::error::json_errors));
+    let stop = stopped.clone();
+    accept_until_stopped(listener, stop, move |tcp, peer| {
+        let (tls, router, faults, stopped) =
+            (tls.clone(), router.clone(), faults.clone(), stopped.clone());
+        async move {
             let stream = match tokio::time::timeout(timeouts.handshake, tls.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
@@ -398,16 +413,10 @@ pub async fn accept_tls(
                     req.extensions_mut().insert(chain.clone());
                     deliver(router.clone(), faults.clone(), req)
                 });
-            let conn =
-                http1(timeouts).serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::select! {
-                result = conn => if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                },
-                _ = stopped.wait_for(|s| *s) => {}
-            }
-        });
-    }
+            serve_connection(stream, service, timeouts, stopped, peer).await
+        }
+    })
+    .await
 }
 
 fn current(faults: &RwLock<Faults>) -> Faults {
