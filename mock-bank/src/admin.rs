@@ -15,7 +15,7 @@ use kilt_protocol::{Approval, Faults};
 use serde::Deserialize;
 
 use crate::error::{BankError, Result};
-use crate::web::{AppState, LangQuery, blocking, esc, layout, openapi, profiles_table};
+use crate::web::{AppState, LangQuery, blocking, esc, layout, openapi_admin, profiles_table};
 
 /// The admin routes.
 pub fn router(state: AppState) -> Router {
@@ -31,7 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/approval", get(approval).put(set_approval))
         .route("/operator", get(operator_page))
         .route("/operator/regenerations/{id}", post(operator_action))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi_admin))
         .layer(axum::extract::DefaultBodyLimit::max(
             kilt_mock_server::http::MAX_BODY,
         ))

@@ -104,8 +104,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-pub(crate) async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
+/// `/openapi.json` of the API listener.
+pub(crate) async fn openapi(headers: axum::http::HeaderMap) -> Response {
+    kilt_mock_server::web::openapi_for(
+        crate::OPENAPI,
+        kilt_mock_server::web::Listener::Public,
+        &headers,
+    )
+}
+
+/// `/openapi.json` of the admin listener.
+pub(crate) async fn openapi_admin(headers: axum::http::HeaderMap) -> Response {
+    kilt_mock_server::web::openapi_for(
+        crate::OPENAPI,
+        kilt_mock_server::web::Listener::Admin,
+        &headers,
+    )
 }
 
 async fn root(State(state): State<AppState>) -> Response {
