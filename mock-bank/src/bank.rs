@@ -218,8 +218,10 @@ impl Bank {
 
     /// Moves the bank's clock by `days`; returns the new now.
     pub fn shift_clock(&self, days: i64) -> Result<String> {
-        let offset = kilt_mock_server::db::shift_clock(&self.db(), days)?
-            .map_err(BankError::InvalidInput)?;
+        let offset = kilt_mock_server::db::shift_clock(&self.db(), days)?.map_err(|r| match r {
+            kilt_mock_server::db::ClockRefusal::TooFar(why) => BankError::InvalidInput(why),
+            kilt_mock_server::db::ClockRefusal::OutOfRange(why) => BankError::Conflict(why),
+        })?;
         Ok(rfc3339(kilt_mock_server::db::at_offset(offset)))
     }
 
@@ -440,7 +442,9 @@ impl Bank {
     /// spends the challenge, refused or not: a signature over it gets one try.
     pub fn login(&self, login: &Login) -> Result<Session> {
         let refused = BankError::LoginRefused;
-        let der = pem_der(&login.certificate, "the certificate")?;
+        // A certificate that is not even PEM is a refused login (403), like any other wrong one.
+        let der = pem_der(&login.certificate, "the certificate")
+            .map_err(|e| refused(format!("{e}; send the profile's certificate, PEM")))?;
         let mut conn = self.db();
         let now = Self::now_in(&conn)?;
         let challenge: Option<(String, i64)> = conn

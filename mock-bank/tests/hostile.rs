@@ -101,7 +101,7 @@ async fn the_bank_clock_stays_within_its_bound_and_refusals_are_json() {
             .unwrap();
         statuses.push(resp.status().as_u16());
     }
-    assert_eq!(statuses, [200, 422, 422, 422]);
+    assert_eq!(statuses, [200, 409, 422, 422]);
     assert_eq!(
         admin
             .get(bank.admin("/admin/clock"))

@@ -369,7 +369,10 @@ impl Ca {
 
     /// Moves the CA's clock by `days` (to make certificates expire without waiting).
     pub fn shift_clock(&self, days: i64) -> Result<Clock> {
-        let offset = crate::db::shift_clock(&self.db(), days)?.map_err(CaError::InvalidInput)?;
+        let offset = crate::db::shift_clock(&self.db(), days)?.map_err(|r| match r {
+            crate::db::ClockRefusal::TooFar(why) => CaError::InvalidInput(why),
+            crate::db::ClockRefusal::OutOfRange(why) => CaError::Conflict(why),
+        })?;
         Ok(Clock {
             now: rfc3339(crate::db::at_offset(offset)),
             offset_seconds: offset,

@@ -80,22 +80,35 @@ pub fn clock_now(conn: &Connection) -> rusqlite::Result<OffsetDateTime> {
     Ok(at_offset(clock_offset(conn)?))
 }
 
+/// Why the clock was not moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClockRefusal {
+    /// The shift alone is beyond the clock's whole range (±2 × the bound): a bad request.
+    TooFar(String),
+    /// The shift is fine, but from where the clock is now it would leave the bound: a
+    /// conflict with the current state.
+    OutOfRange(String),
+}
+
 /// Moves the clock by `days` when the total stays within [`MAX_CLOCK_OFFSET_DAYS`]: the new
 /// offset in seconds, or the refusal (nothing stored).
-pub fn shift_clock(conn: &Connection, days: i64) -> rusqlite::Result<Result<i64, String>> {
+pub fn shift_clock(conn: &Connection, days: i64) -> rusqlite::Result<Result<i64, ClockRefusal>> {
+    let whole = 2 * MAX_CLOCK_OFFSET_DAYS;
+    if !(-whole..=whole).contains(&days) {
+        return Ok(Err(ClockRefusal::TooFar(format!(
+            "advance_days must be within ±{whole} (the clock's whole range)"
+        ))));
+    }
     let current = clock_offset(conn)?;
-    let offset = days
-        .checked_mul(86_400)
-        .and_then(|s| s.checked_add(current))
-        .filter(|o| (-MAX_OFFSET_SECONDS..=MAX_OFFSET_SECONDS).contains(o));
-    let Some(offset) = offset else {
-        return Ok(Err(format!(
+    let offset = current + days * 86_400;
+    if !(-MAX_OFFSET_SECONDS..=MAX_OFFSET_SECONDS).contains(&offset) {
+        return Ok(Err(ClockRefusal::OutOfRange(format!(
             "the clock may be at most {MAX_CLOCK_OFFSET_DAYS} days from the system clock and is {} days from it now; advance it by {} to {} days",
             current / 86_400,
             -MAX_CLOCK_OFFSET_DAYS - current / 86_400,
             MAX_CLOCK_OFFSET_DAYS - current / 86_400
-        )));
-    };
+        ))));
+    }
     store_offset(conn, offset)?;
     Ok(Ok(offset))
 }
