@@ -15,7 +15,7 @@ use kilt_protocol::{Approval, Faults};
 use serde::Deserialize;
 
 use crate::error::{BankError, Result};
-use crate::web::{AppState, LangQuery, blocking, esc, layout, openapi_admin, profiles_table};
+use crate::web::{AppState, LangQuery, blocking, esc, layout, profiles_table};
 
 /// The admin routes.
 pub fn router(state: AppState) -> Router {
@@ -31,7 +31,13 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/approval", get(approval).put(set_approval))
         .route("/operator", get(operator_page))
         .route("/operator/regenerations/{id}", post(operator_action))
-        .route("/openapi.json", get(openapi_admin))
+        .route(
+            "/openapi.json",
+            kilt_mock_server::web::openapi_route(
+                crate::OPENAPI,
+                kilt_mock_server::web::Listener::Admin,
+            ),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(
             kilt_mock_server::http::MAX_BODY,
         ))

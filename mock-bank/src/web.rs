@@ -91,7 +91,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/regenerations/{id}/certificate", get(certificate))
         .route("/api/v1/regenerations/{id}/activate", post(activate))
         .route("/bank/root.crt", get(root))
-        .route("/openapi.json", get(openapi))
+        .route(
+            "/openapi.json",
+            kilt_mock_server::web::openapi_route(
+                crate::OPENAPI,
+                kilt_mock_server::web::Listener::Public,
+            ),
+        )
         .route("/enter", get(enter))
         .route("/", get(profiles_page))
         .layer(middleware::from_fn_with_state(
@@ -102,24 +108,6 @@ pub fn router(state: AppState) -> Router {
             kilt_mock_server::http::MAX_BODY,
         ))
         .with_state(state)
-}
-
-/// `/openapi.json` of the API listener.
-pub(crate) async fn openapi(headers: axum::http::HeaderMap) -> Response {
-    kilt_mock_server::web::openapi_for(
-        crate::OPENAPI,
-        kilt_mock_server::web::Listener::Public,
-        &headers,
-    )
-}
-
-/// `/openapi.json` of the admin listener.
-pub(crate) async fn openapi_admin(headers: axum::http::HeaderMap) -> Response {
-    kilt_mock_server::web::openapi_for(
-        crate::OPENAPI,
-        kilt_mock_server::web::Listener::Admin,
-        &headers,
-    )
 }
 
 async fn root(State(state): State<AppState>) -> Response {

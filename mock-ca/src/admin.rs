@@ -12,7 +12,7 @@ use kilt_protocol::{Approval, Faults};
 use crate::ca::parse_reason;
 use crate::error::{CaError, Result};
 use crate::server::{AppState, MAX_BODY, clamp};
-use crate::web::{ApiJson, blocking, openapi_admin};
+use crate::web::{ApiJson, blocking};
 
 /// The admin routes.
 pub fn router(state: AppState) -> Router {
@@ -27,7 +27,13 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/clock", get(clock).post(shift_clock))
         .route("/admin/faults", get(faults).put(set_faults))
         .route("/admin/approval", get(approval).put(set_approval))
-        .route("/openapi.json", get(openapi_admin))
+        .route(
+            "/openapi.json",
+            kilt_mock_server::web::openapi_route(
+                crate::OPENAPI,
+                kilt_mock_server::web::Listener::Admin,
+            ),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

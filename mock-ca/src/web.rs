@@ -71,7 +71,13 @@ pub fn router(state: AppState) -> Router {
         .route("/crl/issuing.crl", get(crl))
         .route("/ca/root.crt", get(root))
         .route("/ca/issuing.crt", get(issuing))
-        .route("/openapi.json", get(openapi))
+        .route(
+            "/openapi.json",
+            kilt_mock_server::web::openapi_route(
+                crate::OPENAPI,
+                kilt_mock_server::web::Listener::Public,
+            ),
+        )
         .merge(pages::router())
         .layer(middleware::from_fn_with_state(
             state.faults.clone(),
@@ -79,24 +85,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
-}
-
-/// `/openapi.json` of the API listener.
-pub(crate) async fn openapi(headers: axum::http::HeaderMap) -> Response {
-    kilt_mock_server::web::openapi_for(
-        crate::OPENAPI,
-        kilt_mock_server::web::Listener::Public,
-        &headers,
-    )
-}
-
-/// `/openapi.json` of the admin listener.
-pub(crate) async fn openapi_admin(headers: axum::http::HeaderMap) -> Response {
-    kilt_mock_server::web::openapi_for(
-        crate::OPENAPI,
-        kilt_mock_server::web::Listener::Admin,
-        &headers,
-    )
 }
 
 fn with_cookie(session: kilt_protocol::ca::Session) -> Response {

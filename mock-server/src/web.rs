@@ -114,3 +114,13 @@ pub fn openapi_for(
     )
         .into_response()
 }
+
+/// The `/openapi.json` route of a listener (see [`openapi_for`]).
+pub fn openapi_route<S: Clone + Send + Sync + 'static>(
+    document: &'static str,
+    listener: Listener,
+) -> axum::routing::MethodRouter<S> {
+    axum::routing::get(move |headers: HeaderMap| async move {
+        openapi_for(document, listener, &headers)
+    })
+}

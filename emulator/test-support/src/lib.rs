@@ -358,3 +358,30 @@ pub fn cargo_tree(package: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Holds a listener's OpenAPI document to its router's source: every path the source routes
+/// (the first string after each `.route(`) is documented, nothing else is, and the document
+/// names the listener (`url`) as its server.
+pub fn assert_documents_exactly(doc: &serde_json::Value, router_source: &str, url: &str) {
+    let served: Vec<&str> = router_source
+        .split(".route(")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').nth(1))
+        .collect();
+    assert!(served.len() >= 10, "found only {} routes", served.len());
+    let paths = doc["paths"].as_object().expect("a paths object");
+    for path in &served {
+        assert!(
+            paths.contains_key(*path),
+            "{path} is served but not documented"
+        );
+    }
+    for path in paths.keys() {
+        assert!(
+            served.contains(&path.as_str()),
+            "{path} is documented but not served here"
+        );
+    }
+    assert_eq!(doc["servers"][0]["url"], url);
+    assert_eq!(doc["openapi"], "3.0.3");
+}
