@@ -29,12 +29,6 @@ pub const LABEL: &str = "JaCarta";
 pub const USER_PIN: &str = "1234567890";
 /// The national CA's instructions' default admin (SO) PIN.
 pub const SO_PIN: &str = "00000000";
-pub use crate::admin::{FULL_NAME, IIN, SUBSCRIBER};
-
-/// The demo's CA user and bank subscriber.
-pub fn identity() -> Identity {
-    Identity::example()
-}
 
 fn demo(e: impl std::fmt::Display) -> ClientError {
     ClientError::Demo(e.to_string())
@@ -119,7 +113,7 @@ async fn flows(
     token.login(&pin, &mut |n| out.notice(n))?;
 
     let admin = Admin::new(&ca.admin_url(), &bank.admin_url())?;
-    let first = provision(&token, &admin, &identity(), 20).await?;
+    let first = provision(&token, &admin, &Identity::example(), 20).await?;
     out.step(
         "provisioned",
         &out.words(

@@ -665,9 +665,10 @@ fn bad_slot(ctx: &Ctx) -> CK_SLOT_ID {
 }
 
 fn slot_invalid(ctx: &Ctx, what: &str, f: fn(&Raw, CK_SLOT_ID) -> CK_RV) -> R {
+    let slot = bad_slot(ctx);
     expect(
-        &format!("{what} on slot {}", bad_slot(ctx)),
-        f(&ctx.raw, bad_slot(ctx)),
+        &format!("{what} on slot {slot}"),
+        f(&ctx.raw, slot),
         &[CKR_SLOT_ID_INVALID],
     )
 }
@@ -751,8 +752,6 @@ macro_rules! slot {
 
 /// The per-function argument rows.
 pub fn argument_cases() -> Vec<Case> {
-    let data: &[Attr] = &[];
-    let _ = data;
     vec![
         closed!("closed-session-close", "C_CloseSession", |r, h| r
             .close_session(h)),

@@ -1353,8 +1353,6 @@ fn threads_own_sessions(ctx: &Ctx) -> R {
 }
 
 fn threads_share_session(ctx: &Ctx) -> R {
-    let (_, i) = ctx.raw.info(false, false);
-    let _ = i;
     let s = open(ctx, false)?;
     let h = s.h;
     let results: Vec<R> = std::thread::scope(|scope| {
@@ -1386,24 +1384,26 @@ fn threads_share_session(ctx: &Ctx) -> R {
     results.into_iter().collect()
 }
 
-/// In a forked child: the answer of each step, as text the parent checks.
-fn child_report(raw: &Raw, steps: impl FnOnce(&Raw) -> Result<String, String>) -> Vec<u8> {
-    match steps(raw) {
-        Ok(s) => format!("ok {s}").into_bytes(),
-        Err(e) => format!("fail {e}").into_bytes(),
-    }
-}
-
+/// Runs `steps` in a forked child after the child's own `C_Initialize` (2.40 §5.5.1) and
+/// returns what they report, or why the child failed.
 fn forked(
     ctx: &Ctx,
-    steps: fn(&Raw, CK_SLOT_ID, &[u8]) -> Result<String, String>,
+    steps: impl FnOnce(&Raw, CK_SLOT_ID) -> Result<String, String>,
 ) -> Result<String, Check> {
     let slot = ctx.slot.id();
-    let pin = ctx.options.user_pin.as_bytes().to_vec();
     let out = ctx
         .raw
         .in_forked_child(std::time::Duration::from_secs(30), move |raw| {
-            child_report(raw, |r| steps(r, slot, &pin))
+            let report = step(
+                "C_Initialize in the forked child",
+                raw.initialize(crate::raw::Init::Flags(CKF_OS_LOCKING_OK)),
+                CKR_OK,
+            )
+            .and_then(|()| steps(raw, slot));
+            match report {
+                Ok(s) => format!("ok {s}").into_bytes(),
+                Err(e) => format!("fail {e}").into_bytes(),
+            }
         })
         .map_err(Check::Fail)?;
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -1429,15 +1429,7 @@ fn step(what: &str, rv: CK_RV, want: CK_RV) -> Result<(), String> {
 fn fork_child_initialises(ctx: &Ctx) -> R {
     let parent = open(ctx, false)?;
     let h = parent.h;
-    // The parent's session handle travels in the closure's environment through a static.
-    PARENT_SESSION.store(h, std::sync::atomic::Ordering::SeqCst);
-    forked(ctx, |r, slot, _| {
-        step(
-            "C_Initialize in a forked child",
-            r.initialize(crate::raw::Init::Flags(CKF_OS_LOCKING_OK)),
-            CKR_OK,
-        )?;
-        let h = PARENT_SESSION.load(std::sync::atomic::Ordering::SeqCst);
+    forked(ctx, move |r, slot| {
         step(
             "the parent's session in the child after C_Initialize",
             r.session_info(h, false).0,
@@ -1459,23 +1451,17 @@ fn fork_child_initialises(ctx: &Ctx) -> R {
     )
 }
 
-static PARENT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 fn processes_share_objects(ctx: &Ctx) -> R {
     let label = b"kilt-conformance-parent".to_vec();
     let s = user(ctx, true)?;
     let mine = public_data(&ctx.raw, s.h, &label, true).map_err(Check::Fail)?;
-    let result = forked(ctx, |r, slot, pin| {
-        step(
-            "C_Initialize in the child",
-            r.initialize(crate::raw::Init::Flags(CKF_OS_LOCKING_OK)),
-            CKR_OK,
-        )?;
+    let pin = ctx.options.user_pin.as_bytes().to_vec();
+    let result = forked(ctx, move |r, slot| {
         let (rv, s) = r.open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, false);
         step("C_OpenSession in the child", rv, CKR_OK)?;
         step(
             "C_Login in the child",
-            r.login(s, CKU_USER, Some(pin)),
+            r.login(s, CKU_USER, Some(&pin)),
             CKR_OK,
         )?;
         step(
@@ -1523,12 +1509,7 @@ fn processes_share_pin_counter(ctx: &Ctx) -> R {
             "the user PIN already has failed tries; not spending another".into(),
         ));
     }
-    let result = forked(ctx, |r, slot, _| {
-        step(
-            "C_Initialize in the child",
-            r.initialize(crate::raw::Init::Flags(CKF_OS_LOCKING_OK)),
-            CKR_OK,
-        )?;
+    let result = forked(ctx, |r, slot| {
         let (rv, s) = r.open_session(slot, CKF_SERIAL_SESSION, false);
         step("C_OpenSession in the child", rv, CKR_OK)?;
         step(

@@ -1512,7 +1512,6 @@ impl Emulator {
     /// the token files this copy of the parent's emulator holds open, so the child's own
     /// connections work. Locks held by threads that did not cross the fork are skipped.
     pub fn release_after_fork(&self) {
-        self.shut_down();
         if let Ok(slots) = self.slots.try_read() {
             for slot in slots.values() {
                 if let Ok(t) = slot.token.try_read()

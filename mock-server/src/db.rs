@@ -58,7 +58,7 @@ fn stored_offset(conn: &Connection) -> rusqlite::Result<i64> {
 /// that a data directory from before the bound still starts.
 pub fn repair_clock(conn: &Connection) -> rusqlite::Result<()> {
     let stored = stored_offset(conn)?;
-    let clamped = clock_offset(conn)?;
+    let clamped = stored.clamp(-MAX_OFFSET_SECONDS, MAX_OFFSET_SECONDS);
     if stored != clamped {
         tracing::warn!(
             stored_days = stored / 86_400,

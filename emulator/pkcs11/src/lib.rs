@@ -57,9 +57,9 @@ std::thread_local! {
 
 /// PKCS#11 2.40 §5.5.1 (3.0 §6.7.7): a forked child starts uninitialised and must call `C_Initialize`
 /// (which then succeeds, as SoftHSM2's fork detection does). `STATE` is held across `fork()` so
-/// the child never inherits it locked by a thread that does not exist there; the child drops the
-/// parent's emulator without running its destructor (its database connections and threads belong
-/// to the parent, and SQLite forbids using them across `fork()`).
+/// the child never inherits it locked by a thread that does not exist there. The child sets the
+/// parent's emulator aside ([`LEFT_BY_FORK`]) without running its destructor (its threads and
+/// sessions are the parent's); the child's `C_Initialize` closes its token files and forgets it.
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn prepare() {
