@@ -6,38 +6,35 @@ use std::fmt::Write;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::{Form, Json, Router};
+use kilt_mock_server::openapi::{Listener, finish};
 use kilt_mock_server::web::ApiJson;
-use kilt_protocol::bank::{NewSubscriber, Reject};
-use kilt_protocol::ca::ClockShift;
-use kilt_protocol::{Approval, Faults};
+use kilt_protocol::bank::{NewSubscriber, Profile, Provisioned, Regeneration, Reject};
+use kilt_protocol::ca::{Clock, ClockShift};
+use kilt_protocol::{Approval, ErrorBody, Faults};
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{BankError, Result};
-use crate::web::{AppState, LangQuery, blocking, esc, layout, profiles_table};
+use crate::web::{AppState, LangQuery, SESSION_COOKIE, blocking, esc, layout, profiles_table};
 
-/// The admin routes.
+/// The admin routes and the operator page, each that of its handler's `#[utoipa::path]`, with
+/// `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/admin/root", get(root))
-        .route("/admin/subscribers", post(create_subscriber))
-        .route("/admin/profiles", get(profiles))
-        .route("/admin/regenerations", get(regenerations))
-        .route("/admin/regenerations/{id}/approve", post(approve))
-        .route("/admin/regenerations/{id}/reject", post(reject))
-        .route("/admin/clock", get(clock).post(shift_clock))
-        .route("/admin/faults", get(faults).put(set_faults))
-        .route("/admin/approval", get(approval).put(set_approval))
-        .route("/operator", get(operator_page))
-        .route("/operator/regenerations/{id}", post(operator_action))
-        .route(
-            "/openapi.json",
-            kilt_mock_server::web::openapi_route(
-                crate::OPENAPI,
-                kilt_mock_server::web::Listener::Admin,
-            ),
-        )
+    let routes = OpenApiRouter::new()
+        .routes(routes!(root))
+        .routes(routes!(create_subscriber))
+        .routes(routes!(profiles))
+        .routes(routes!(regenerations))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(clock, shift_clock))
+        .routes(routes!(faults, set_faults))
+        .routes(routes!(approval, set_approval))
+        .routes(routes!(operator_page))
+        .routes(routes!(operator_action));
+    let (routes, _) = finish(routes, crate::api_info(), Listener::Admin, SESSION_COOKIE);
+    routes
         .layer(axum::extract::DefaultBodyLimit::max(
             kilt_mock_server::http::MAX_BODY,
         ))
@@ -49,10 +46,24 @@ fn id(raw: &str) -> Result<i64> {
         .map_err(|_| BankError::InvalidInput(format!("regeneration id {raw:?} is not a number")))
 }
 
+/// The bank's root CA, PEM
+#[utoipa::path(
+    get, path = "/admin/root",
+    responses((status = 200, description = "The bank's root CA certificate, PEM", content_type = "application/x-pem-file"))
+)]
 async fn root(State(state): State<AppState>) -> Response {
-    state.bank.pki().root_pem().to_owned().into_response()
+    kilt_mock_server::web::pem(state.bank.pki().root_pem())
 }
 
+/// A subscriber with a first certificate (provision a fresh token)
+#[utoipa::path(
+    post, path = "/admin/subscribers", request_body = NewSubscriber,
+    responses(
+        (status = 201, description = "The profile, its first certificate and the chain to write onto the token", body = Provisioned),
+        (status = 409, description = "The CSR's key is already certified", body = ErrorBody),
+        (status = 422, description = "A name, CSR or validity the bank does not accept", body = ErrorBody),
+    )
+)]
 async fn create_subscriber(
     State(state): State<AppState>,
     ApiJson(new): ApiJson<NewSubscriber>,
@@ -65,10 +76,20 @@ async fn create_subscriber(
     Ok((StatusCode::CREATED, Json(profile)).into_response())
 }
 
+/// Every profile
+#[utoipa::path(
+    get, path = "/admin/profiles",
+    responses((status = 200, description = "Every profile", body = Vec<Profile>))
+)]
 async fn profiles(State(state): State<AppState>) -> Result<Response> {
     Ok(Json(blocking(&state, |b| b.profiles()).await?).into_response())
 }
 
+/// Every regeneration, newest first
+#[utoipa::path(
+    get, path = "/admin/regenerations", params(("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses((status = 200, description = "Every regeneration, newest first", body = Vec<Regeneration>))
+)]
 async fn regenerations(
     State(state): State<AppState>,
     Query(q): Query<LangQuery>,
@@ -77,6 +98,15 @@ async fn regenerations(
     Ok(Json(blocking(&state, move |b| b.regenerations(lang)).await?).into_response())
 }
 
+/// Operator: issue the certificate of an accepted request now
+#[utoipa::path(
+    post, path = "/admin/regenerations/{id}/approve", params(("id" = i64, Path, description = "The regeneration number"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses(
+        (status = 200, description = "The certificate is issued", body = Regeneration),
+        (status = 404, description = "No such regeneration", body = ErrorBody),
+        (status = 409, description = "Not waiting with the bank", body = ErrorBody),
+    )
+)]
 async fn approve(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -86,6 +116,17 @@ async fn approve(
     Ok(Json(blocking(&state, move |b| b.approve(id, lang)).await?).into_response())
 }
 
+/// Operator: reject a request still with the bank
+#[utoipa::path(
+    post, path = "/admin/regenerations/{id}/reject", params(("id" = i64, Path, description = "The regeneration number"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    request_body = Reject,
+    responses(
+        (status = 200, description = "«Отвергнут банком»; the customer sees the reason", body = Regeneration),
+        (status = 404, description = "No such regeneration", body = ErrorBody),
+        (status = 409, description = "No longer with the bank", body = ErrorBody),
+        (status = 422, description = "The reason is empty or over 500 characters", body = ErrorBody),
+    )
+)]
 async fn reject(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -96,24 +137,47 @@ async fn reject(
     Ok(Json(blocking(&state, move |b| b.reject(id, &r.reason, lang)).await?).into_response())
 }
 
-async fn clock(State(state): State<AppState>) -> Result<Response> {
-    let now = blocking(&state, |b| b.now()).await?;
-    Ok(Json(serde_json::json!({ "now": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() })).into_response())
+/// The bank's clock
+#[utoipa::path(
+    get, path = "/admin/clock",
+    responses((status = 200, description = "The bank's clock", body = Clock))
+)]
+async fn clock(State(state): State<AppState>) -> Result<Json<Clock>> {
+    Ok(Json(blocking(&state, |b| b.clock()).await?))
 }
 
+/// Shift the bank's clock by days
+#[utoipa::path(
+    post, path = "/admin/clock", request_body = ClockShift,
+    responses(
+        (status = 200, description = "The clock after the shift", body = Clock),
+        (status = 409, description = "The shift would take the clock over 36500 days from the system clock; nothing changed", body = ErrorBody),
+        (status = 422, description = "The shift is beyond the clock's whole range", body = ErrorBody),
+    )
+)]
 async fn shift_clock(
     State(state): State<AppState>,
     ApiJson(shift): ApiJson<ClockShift>,
 ) -> Result<Response> {
-    let now = blocking(&state, move |b| b.shift_clock(shift.advance_days)).await?;
-    tracing::info!(%now, "admin: clock shifted");
-    Ok(Json(serde_json::json!({ "now": now })).into_response())
+    let clock = blocking(&state, move |b| b.shift_clock(shift.advance_days)).await?;
+    tracing::info!(now = %clock.now, "admin: clock shifted");
+    Ok(Json(clock).into_response())
 }
 
+/// Fault knobs
+#[utoipa::path(
+    get, path = "/admin/faults",
+    responses((status = 200, description = "The fault knobs", body = Faults))
+)]
 async fn faults(State(state): State<AppState>) -> Json<Faults> {
     Json(*state.faults.read().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// Set fault knobs (clamped)
+#[utoipa::path(
+    put, path = "/admin/faults", request_body = Faults,
+    responses((status = 200, description = "The knobs as set, percentages clamped to 100 and latency to 60000 ms", body = Faults))
+)]
 async fn set_faults(
     State(state): State<AppState>,
     ApiJson(faults): ApiJson<Faults>,
@@ -124,6 +188,11 @@ async fn set_faults(
     Json(faults)
 }
 
+/// Operator page: profiles and requests with approve/reject
+#[utoipa::path(
+    get, path = "/operator", params(("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses((status = 200, description = "The operator page: profiles and requests with approve and reject", content_type = "text/html"))
+)]
 /// The operator's page: every profile, and the requests waiting for a decision.
 async fn operator_page(State(state): State<AppState>, Query(q): Query<LangQuery>) -> Response {
     let lang = q.lang();
@@ -181,13 +250,31 @@ async fn operator_page(State(state): State<AppState>, Query(q): Query<LangQuery>
     .into_response()
 }
 
-#[derive(Deserialize)]
-struct Action {
-    action: String,
-    #[serde(default)]
-    reason: String,
+/// The operator page's form: approve, or reject with a reason.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(tag = "action", rename_all = "lowercase")]
+enum Action {
+    /// Issue the certificate now.
+    Approve,
+    /// «Отвергнут банком».
+    Reject {
+        /// Shown to the customer.
+        #[schema(min_length = 1, max_length = 500)]
+        reason: String,
+    },
 }
 
+/// Operator page form: action=approve|reject, reason
+#[utoipa::path(
+    post, path = "/operator/regenerations/{id}", params(("id" = i64, Path, description = "The regeneration number"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    request_body(content = Action, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Back to /operator"),
+        (status = 404, description = "No such regeneration", body = ErrorBody),
+        (status = 409, description = "Not waiting with the bank", body = ErrorBody),
+        (status = 422, description = "An unknown action, or a rejection without a reason of 1-500 characters", body = ErrorBody),
+    )
+)]
 async fn operator_action(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -195,18 +282,27 @@ async fn operator_action(
     Form(action): Form<Action>,
 ) -> Result<Response> {
     let (id, lang) = (id(&raw)?, q.lang());
-    match action.action.as_str() {
-        "approve" => blocking(&state, move |b| b.approve(id, lang)).await?,
-        "reject" => blocking(&state, move |b| b.reject(id, &action.reason, lang)).await?,
-        other => return Err(BankError::InvalidInput(format!("unknown action {other:?}"))),
+    match action {
+        Action::Approve => blocking(&state, move |b| b.approve(id, lang)).await?,
+        Action::Reject { reason } => blocking(&state, move |b| b.reject(id, &reason, lang)).await?,
     };
     Ok(Redirect::to(&format!("/operator?lang={}", lang.code())).into_response())
 }
 
+/// Approval mode: whether new requests wait for the operator
+#[utoipa::path(
+    get, path = "/admin/approval",
+    responses((status = 200, description = "Whether new requests wait for the operator", body = Approval))
+)]
 async fn approval(State(state): State<AppState>) -> Json<Approval> {
     Json(state.bank.approval().get())
 }
 
+/// Set the approval mode (manual: requests wait for approve or reject)
+#[utoipa::path(
+    put, path = "/admin/approval", request_body = Approval,
+    responses((status = 200, description = "The approval mode as set (manual: requests wait for approve or reject)", body = Approval))
+)]
 async fn set_approval(
     State(state): State<AppState>,
     ApiJson(approval): ApiJson<Approval>,

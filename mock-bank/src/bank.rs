@@ -14,7 +14,7 @@ use kilt_protocol::bank::{
     IssuedCertificate, Login, Profile, Provisioned, Regeneration, Session, SignatureParams, Status,
     Submit, activation_message, login_message, switched_message,
 };
-use kilt_protocol::ca::CertKind;
+use kilt_protocol::ca::{CertKind, Clock};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -216,13 +216,20 @@ impl Bank {
         Self::now_in(&self.db())
     }
 
-    /// Moves the bank's clock by `days`; returns the new now.
-    pub fn shift_clock(&self, days: i64) -> Result<String> {
+    /// The bank's clock.
+    pub fn clock(&self) -> Result<Clock> {
+        Ok(kilt_mock_server::db::clock_at(
+            kilt_mock_server::db::clock_offset(&self.db())?,
+        ))
+    }
+
+    /// Moves the bank's clock by `days`; returns the clock after the shift.
+    pub fn shift_clock(&self, days: i64) -> Result<Clock> {
         let offset = kilt_mock_server::db::shift_clock(&self.db(), days)?.map_err(|r| match r {
             kilt_mock_server::db::ClockRefusal::TooFar(why) => BankError::InvalidInput(why),
             kilt_mock_server::db::ClockRefusal::OutOfRange(why) => BankError::Conflict(why),
         })?;
-        Ok(rfc3339(kilt_mock_server::db::at_offset(offset)))
+        Ok(kilt_mock_server::db::clock_at(offset))
     }
 
     fn issue(

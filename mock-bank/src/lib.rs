@@ -32,5 +32,16 @@ pub use bank::{Bank, Settings, Snapshot};
 pub use error::BankError;
 pub use server::{Config, Server, serve};
 
-/// The OpenAPI 3.0 description of both listeners, served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The `info` of both listeners' OpenAPI documents (each generated from its handlers; see
+/// [`kilt_mock_server::openapi`]).
+pub fn api_info() -> utoipa::openapi::Info {
+    utoipa::openapi::InfoBuilder::new()
+        .title("kilt-bank")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "A BS-Client-like mock bank for testing EDS key regeneration clients. Not for \
+             production. API and customer pages on the TLS listener; /admin/* and /operator on \
+             the separate admin listener.",
+        ))
+        .build()
+}

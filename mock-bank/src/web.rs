@@ -6,14 +6,17 @@ use std::sync::{Arc, RwLock};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
+use kilt_mock_server::openapi::{Listener, finish};
 use kilt_mock_server::web::ApiJson;
+use kilt_protocol::ErrorBody;
 use kilt_protocol::bank::{
-    Activate, Challenge, ChallengeRequest, Login, Profile, Regeneration, Status, Submit,
+    Activate, Challenge, ChallengeRequest, IssuedCertificate, Login, Profile, Regeneration,
+    Session, SignatureParams, Status, Submit,
 };
 use kilt_protocol::{Faults, Lang};
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::bank::{Bank, CHALLENGE_SECONDS};
 use crate::error::{BankError, Result};
@@ -78,28 +81,24 @@ fn id(raw: &str) -> Result<i64> {
         .map_err(|_| BankError::InvalidInput(format!("regeneration id {raw:?} is not a number")))
 }
 
-/// The API and the customer pages, behind the fault layer.
+/// The API and the customer pages, behind the fault layer: each route that of its handler's
+/// `#[utoipa::path]`, and so is `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/challenge", post(challenge))
-        .route("/api/v1/login", post(login))
-        .route("/api/v1/profiles", get(profiles))
-        .route("/api/v1/profiles/{id}/signature", get(signature))
-        .route("/api/v1/profiles/{id}/regenerations", post(start))
-        .route("/api/v1/regenerations/{id}", get(regeneration))
-        .route("/api/v1/regenerations/{id}/submit", post(submit))
-        .route("/api/v1/regenerations/{id}/certificate", get(certificate))
-        .route("/api/v1/regenerations/{id}/activate", post(activate))
-        .route("/bank/root.crt", get(root))
-        .route(
-            "/openapi.json",
-            kilt_mock_server::web::openapi_route(
-                crate::OPENAPI,
-                kilt_mock_server::web::Listener::Public,
-            ),
-        )
-        .route("/enter", get(enter))
-        .route("/", get(profiles_page))
+    let routes = OpenApiRouter::new()
+        .routes(routes!(challenge))
+        .routes(routes!(login))
+        .routes(routes!(profiles))
+        .routes(routes!(signature))
+        .routes(routes!(start))
+        .routes(routes!(regeneration))
+        .routes(routes!(submit))
+        .routes(routes!(certificate))
+        .routes(routes!(activate))
+        .routes(routes!(root))
+        .routes(routes!(enter))
+        .routes(routes!(profiles_page));
+    let (routes, _) = finish(routes, crate::api_info(), Listener::Public, SESSION_COOKIE);
+    routes
         .layer(middleware::from_fn_with_state(
             state.faults.clone(),
             kilt_mock_server::http::fault_layer,
@@ -110,14 +109,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The bank's root CA, PEM
+#[utoipa::path(
+    get, path = "/bank/root.crt",
+    responses((status = 200, description = "The bank's root CA certificate, PEM", content_type = "application/x-pem-file"))
+)]
 async fn root(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        state.bank.pki().root_pem().to_owned(),
-    )
-        .into_response()
+    kilt_mock_server::web::pem(state.bank.pki().root_pem())
 }
 
+/// A one-time challenge for a profile's login
+#[utoipa::path(
+    post, path = "/api/v1/challenge", request_body = ChallengeRequest,
+    responses(
+        (status = 200, description = "A one-time challenge to sign", body = Challenge),
+        (status = 404, description = "No such profile", body = ErrorBody),
+    )
+)]
 async fn challenge(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ChallengeRequest>,
@@ -129,6 +137,14 @@ async fn challenge(
     }))
 }
 
+/// Login: the challenge signed (ECDSA P-256 SHA-256, DER, hex) by the profile's current key over 'kilt-bank login:'+challenge
+#[utoipa::path(
+    post, path = "/api/v1/login", request_body = Login,
+    responses(
+        (status = 200, description = "Logged in; the token is also set as the session cookie", body = Session),
+        (status = 403, description = "Refused: an unknown or spent challenge, a certificate that is not the profile's current one, or a signature that does not verify; the challenge is spent either way", body = ErrorBody),
+    )
+)]
 async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) -> Result<Response> {
     let session = blocking(&state, move |b| b.login(&req)).await?;
     let cookie = format!(
@@ -143,6 +159,11 @@ async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<Login>) -> R
     Ok(resp)
 }
 
+/// The logged-in profile (Абонент, Идентификатор, Криптография, Статус)
+#[utoipa::path(
+    get, path = "/api/v1/profiles", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The logged-in profile (Абонент, Идентификатор, Криптография, Статус)", body = Vec<Profile>))
+)]
 async fn profiles(
     State(state): State<AppState>,
     Auth(profile): Auth,
@@ -160,6 +181,14 @@ fn own(profile: &str, id: &str) -> Result<()> {
     }
 }
 
+/// "Параметры подписи"
+#[utoipa::path(
+    get, path = "/api/v1/profiles/{id}/signature", security(("bearer" = []), ("cookie" = [])), params(("id" = String, Path, description = "The profile identifier (20 hex digits)")),
+    responses(
+        (status = 200, description = "«Параметры подписи»", body = SignatureParams),
+        (status = 404, description = "Not the logged-in profile", body = ErrorBody),
+    )
+)]
 async fn signature(
     State(state): State<AppState>,
     Auth(profile): Auth,
@@ -169,6 +198,15 @@ async fn signature(
     Ok(Json(blocking(&state, move |b| b.signature_params(&id)).await?).into_response())
 }
 
+/// "Новый": start a regeneration (201), or get the open one (200)
+#[utoipa::path(
+    post, path = "/api/v1/profiles/{id}/regenerations", security(("bearer" = []), ("cookie" = [])), params(("id" = String, Path, description = "The profile identifier (20 hex digits)"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses(
+        (status = 201, description = "«Новый»: a regeneration started", body = Regeneration),
+        (status = 200, description = "The profile's open regeneration, already started", body = Regeneration),
+        (status = 404, description = "Not the logged-in profile", body = ErrorBody),
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     Auth(profile): Auth,
@@ -186,6 +224,14 @@ async fn start(
     Ok((status, Json(regeneration)).into_response())
 }
 
+/// Poll a regeneration
+#[utoipa::path(
+    get, path = "/api/v1/regenerations/{id}", security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path, description = "The regeneration number"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses(
+        (status = 200, description = "The regeneration", body = Regeneration),
+        (status = 404, description = "No such regeneration of this profile", body = ErrorBody),
+    )
+)]
 async fn regeneration(
     State(state): State<AppState>,
     Auth(profile): Auth,
@@ -199,6 +245,17 @@ async fn regeneration(
     ))
 }
 
+/// "Отправить документ в банк" + "Подписать": the new key's CSR, signed by the old key; a retry with the same CSR is idempotent
+#[utoipa::path(
+    post, path = "/api/v1/regenerations/{id}/submit", security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path, description = "The regeneration number"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    request_body = Submit,
+    responses(
+        (status = 200, description = "«Принят банком»; a retry with the same CSR answers the same", body = Regeneration),
+        (status = 404, description = "No such regeneration of this profile", body = ErrorBody),
+        (status = 409, description = "The regeneration is past this step, or the CSR's key is already certified", body = ErrorBody),
+        (status = 422, description = "The CSR does not parse or verify, names another subscriber, or the old key's signature does not verify", body = ErrorBody),
+    )
+)]
 async fn submit(
     State(state): State<AppState>,
     Auth(profile): Auth,
@@ -213,6 +270,15 @@ async fn submit(
     ))
 }
 
+/// "Получить сертификат (ключ)"
+#[utoipa::path(
+    get, path = "/api/v1/regenerations/{id}/certificate", security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path, description = "The regeneration number")),
+    responses(
+        (status = 200, description = "«Получить сертификат (ключ)»", body = IssuedCertificate),
+        (status = 404, description = "No such regeneration of this profile", body = ErrorBody),
+        (status = 409, description = "No certificate issued yet", body = ErrorBody),
+    )
+)]
 async fn certificate(
     State(state): State<AppState>,
     Auth(profile): Auth,
@@ -222,6 +288,17 @@ async fn certificate(
     Ok(Json(blocking(&state, move |b| b.certificate(&profile, id)).await?).into_response())
 }
 
+/// "Продолжить": signed by the new key over 'kilt-bank activate:'+id+':'+serial; idempotent
+#[utoipa::path(
+    post, path = "/api/v1/regenerations/{id}/activate", security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path, description = "The regeneration number"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    request_body = Activate,
+    responses(
+        (status = 200, description = "«В эксплуатации»; idempotent", body = Regeneration),
+        (status = 404, description = "No such regeneration of this profile", body = ErrorBody),
+        (status = 409, description = "No certificate to activate yet", body = ErrorBody),
+        (status = 422, description = "The new key's signature does not verify", body = ErrorBody),
+    )
+)]
 async fn activate(
     State(state): State<AppState>,
     Auth(profile): Auth,
@@ -245,8 +322,19 @@ struct EnterQuery {
     lang: Option<String>,
 }
 
-/// Opens the customer pages for a session the client made (the client has the token; a
-/// browser gets it as a cookie here, then the token leaves the address bar by a redirect).
+/// Open the customer pages for a session (sets the cookie, redirects to /)
+///
+/// The client has the token; a browser gets it as a cookie here, then the token leaves the
+/// address bar by the redirect.
+#[utoipa::path(
+    get, path = "/enter",
+    params(("token" = String, Query, description = "A session token from /api/v1/login"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses(
+        (status = 303, description = "To /, with the session cookie set"),
+        (status = 400, description = "No token", body = ErrorBody),
+        (status = 401, description = "An unknown or expired session", body = ErrorBody),
+    )
+)]
 async fn enter(State(state): State<AppState>, Query(q): Query<EnterQuery>) -> Result<Response> {
     let token = q.token.clone();
     blocking(&state, move |b| b.session(&token)).await?;
@@ -353,6 +441,14 @@ pub(crate) fn banner(lang: Lang, critical: &[Profile]) -> String {
     )
 }
 
+/// Customer page: banner, Профили, Параметры подписи
+#[utoipa::path(
+    get, path = "/", params(("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses(
+        (status = 200, description = "The customer page: banner, Профили, Параметры подписи", content_type = "text/html"),
+        (status = 401, description = "Not logged in: a page that says so", content_type = "text/html"),
+    )
+)]
 async fn profiles_page(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -496,7 +496,7 @@ async fn state_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn each_listener_documents_exactly_its_routes() {
+async fn each_listener_serves_exactly_what_its_document_says() {
     let bank = start_with(|_| {}).await;
     let public: serde_json::Value = bank
         .client
@@ -513,14 +513,13 @@ async fn each_listener_documents_exactly_its_routes() {
         .json()
         .await
         .unwrap();
-    kilt_test_support::assert_documents_exactly(
-        &public,
-        include_str!("../src/web.rs"),
-        &bank.server.url(),
-    );
-    kilt_test_support::assert_documents_exactly(
-        &admin,
-        include_str!("../src/admin.rs"),
+    kilt_test_support::assert_serves_exactly(&bank.client, &bank.server.url(), &public, &admin)
+        .await;
+    kilt_test_support::assert_serves_exactly(
+        &reqwest::Client::new(),
         &bank.server.admin_url(),
-    );
+        &admin,
+        &public,
+    )
+    .await;
 }

@@ -2,38 +2,37 @@
 //! port in spirit). Plain HTTP; bind it to loopback only.
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use kilt_protocol::ca::{ClockShift, NewUser, Provision, Reject, RevokeRequest};
+use kilt_mock_server::openapi::{Listener, finish};
+use kilt_protocol::ErrorBody;
+use kilt_protocol::ca::{
+    Certificate, Clock, ClockShift, NewUser, Provision, Reject, Request, RevokeRequest, User,
+};
 use kilt_protocol::{Approval, Faults};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::ca::parse_reason;
 use crate::error::{CaError, Result};
 use crate::server::{AppState, MAX_BODY, clamp};
-use crate::web::{ApiJson, blocking};
+use crate::web::{ApiJson, SESSION_COOKIE, blocking};
 
-/// The admin routes.
+/// The admin routes, each that of its handler's `#[utoipa::path]`, with `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/admin/root", get(root))
-        .route("/admin/users", post(create_user))
-        .route("/admin/users/{login}/certificates", post(provision))
-        .route("/admin/requests", get(requests))
-        .route("/admin/requests/{id}/approve", post(approve))
-        .route("/admin/requests/{id}/reject", post(reject))
-        .route("/admin/certificates/{serial}/revoke", post(revoke))
-        .route("/admin/clock", get(clock).post(shift_clock))
-        .route("/admin/faults", get(faults).put(set_faults))
-        .route("/admin/approval", get(approval).put(set_approval))
-        .route(
-            "/openapi.json",
-            kilt_mock_server::web::openapi_route(
-                crate::OPENAPI,
-                kilt_mock_server::web::Listener::Admin,
-            ),
-        )
+    let routes = OpenApiRouter::new()
+        .routes(routes!(root))
+        .routes(routes!(create_user))
+        .routes(routes!(provision))
+        .routes(routes!(requests))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(revoke))
+        .routes(routes!(clock, shift_clock))
+        .routes(routes!(faults, set_faults))
+        .routes(routes!(approval, set_approval));
+    let (routes, _) = finish(routes, crate::api_info(), Listener::Admin, SESSION_COOKIE);
+    routes
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -43,14 +42,24 @@ fn id(raw: &str) -> Result<i64> {
         .map_err(|_| CaError::InvalidInput(format!("request id {raw:?} is not a number")))
 }
 
+/// Root CA certificate, PEM (admin listener)
+#[utoipa::path(
+    get, path = "/admin/root",
+    responses((status = 200, description = "The root CA certificate, PEM", content_type = "application/x-pem-file"))
+)]
 async fn root(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        state.ca.pki().root_pem().to_owned(),
-    )
-        .into_response()
+    kilt_mock_server::web::pem(state.ca.pki().root_pem())
 }
 
+/// Create an account
+#[utoipa::path(
+    post, path = "/admin/users", request_body = NewUser,
+    responses(
+        (status = 201, description = "The account", body = User),
+        (status = 409, description = "The login is taken", body = ErrorBody),
+        (status = 422, description = "A field the CA does not accept (login, password, name or IIN)", body = ErrorBody),
+    )
+)]
 async fn create_user(
     State(state): State<AppState>,
     ApiJson(user): ApiJson<NewUser>,
@@ -60,6 +69,19 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
+/// Issue a user's first certificates (provision a fresh token)
+#[utoipa::path(
+    post, path = "/admin/users/{login}/certificates",
+    params(("login" = String, Path, description = "The account's login")),
+    request_body = Provision,
+    responses(
+        (status = 201, description = "The issued certificates", body = Vec<Certificate>),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "A CSR's key is already certified or waits in a request", body = ErrorBody),
+        (status = 422, description = "A CSR the CA does not accept, or a validity it cannot give", body = ErrorBody),
+        (status = 503, description = "The issuing CA's certificate has expired on the CA's clock", body = ErrorBody),
+    )
+)]
 async fn provision(
     State(state): State<AppState>,
     Path(login): Path<String>,
@@ -69,15 +91,40 @@ async fn provision(
     Ok((StatusCode::CREATED, Json(certs)).into_response())
 }
 
+/// Every request, newest first
+#[utoipa::path(
+    get, path = "/admin/requests",
+    responses((status = 200, description = "Every request, newest first", body = Vec<Request>))
+)]
 async fn requests(State(state): State<AppState>) -> Result<Response> {
     Ok(Json(blocking(&state, |ca| ca.requests(None)).await?).into_response())
 }
 
+/// Approve a new request and issue
+#[utoipa::path(
+    post, path = "/admin/requests/{id}/approve", params(("id" = i64, Path, description = "The request number")),
+    responses(
+        (status = 200, description = "Approved and issued", body = Request),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "The request is not new", body = ErrorBody),
+        (status = 503, description = "The issuing CA's certificate has expired on the CA's clock", body = ErrorBody),
+    )
+)]
 async fn approve(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response> {
     let id = id(&raw)?;
     Ok(Json(blocking(&state, move |ca| ca.approve(id)).await?).into_response())
 }
 
+/// Reject a new request with a reason
+#[utoipa::path(
+    post, path = "/admin/requests/{id}/reject", params(("id" = i64, Path, description = "The request number")), request_body = Reject,
+    responses(
+        (status = 200, description = "Rejected; the user sees the reason", body = Request),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "The request is not new", body = ErrorBody),
+        (status = 422, description = "The reason is empty or over 500 characters", body = ErrorBody),
+    )
+)]
 async fn reject(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -87,6 +134,18 @@ async fn reject(
     Ok(Json(blocking(&state, move |ca| ca.reject(id, &r.reason)).await?).into_response())
 }
 
+/// Revoke a certificate
+#[utoipa::path(
+    post, path = "/admin/certificates/{serial}/revoke",
+    params(("serial" = String, Path, description = "The certificate's serial, lower-case hex")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 200, description = "Revoked; the next CRL lists it", body = Certificate),
+        (status = 404, description = "No such certificate", body = ErrorBody),
+        (status = 409, description = "Already revoked", body = ErrorBody),
+        (status = 422, description = "An unknown reason", body = ErrorBody),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     Path(serial): Path<String>,
@@ -98,10 +157,24 @@ async fn revoke(
     Ok(Json(cert).into_response())
 }
 
+/// The CA's clock
+#[utoipa::path(
+    get, path = "/admin/clock",
+    responses((status = 200, description = "The CA's clock", body = Clock))
+)]
 async fn clock(State(state): State<AppState>) -> Result<Response> {
     Ok(Json(blocking(&state, |ca| ca.clock()).await?).into_response())
 }
 
+/// Shift the CA's clock by days
+#[utoipa::path(
+    post, path = "/admin/clock", request_body = ClockShift,
+    responses(
+        (status = 200, description = "The clock after the shift", body = Clock),
+        (status = 409, description = "The shift would take the clock over 36500 days from the system clock; nothing changed", body = ErrorBody),
+        (status = 422, description = "The shift is beyond the clock's whole range", body = ErrorBody),
+    )
+)]
 async fn shift_clock(
     State(state): State<AppState>,
     ApiJson(shift): ApiJson<ClockShift>,
@@ -111,10 +184,20 @@ async fn shift_clock(
     Ok(Json(clock).into_response())
 }
 
+/// Fault knobs
+#[utoipa::path(
+    get, path = "/admin/faults",
+    responses((status = 200, description = "The fault knobs", body = Faults))
+)]
 async fn faults(State(state): State<AppState>) -> Json<Faults> {
     Json(state.faults())
 }
 
+/// Set fault knobs (clamped)
+#[utoipa::path(
+    put, path = "/admin/faults", request_body = Faults,
+    responses((status = 200, description = "The knobs as set, percentages clamped to 100 and latency to 60000 ms", body = Faults))
+)]
 async fn set_faults(
     State(state): State<AppState>,
     ApiJson(faults): ApiJson<Faults>,
@@ -125,10 +208,20 @@ async fn set_faults(
     Json(faults)
 }
 
+/// Approval mode: whether new requests wait for the operator
+#[utoipa::path(
+    get, path = "/admin/approval",
+    responses((status = 200, description = "Whether new requests wait for the operator", body = Approval))
+)]
 async fn approval(State(state): State<AppState>) -> Json<Approval> {
     Json(state.ca.approval().get())
 }
 
+/// Set the approval mode (manual: requests wait for approve or reject)
+#[utoipa::path(
+    put, path = "/admin/approval", request_body = Approval,
+    responses((status = 200, description = "The approval mode as set (manual: requests wait for approve or reject)", body = Approval))
+)]
 async fn set_approval(
     State(state): State<AppState>,
     ApiJson(approval): ApiJson<Approval>,

@@ -360,11 +360,7 @@ impl Ca {
 
     /// The CA's clock.
     pub fn clock(&self) -> Result<Clock> {
-        let offset = Self::offset(&self.db())?;
-        Ok(Clock {
-            now: rfc3339(crate::db::at_offset(offset)),
-            offset_seconds: offset,
-        })
+        Ok(crate::db::clock_at(Self::offset(&self.db())?))
     }
 
     /// Moves the CA's clock by `days` (to make certificates expire without waiting).
@@ -373,10 +369,7 @@ impl Ca {
             crate::db::ClockRefusal::TooFar(why) => CaError::InvalidInput(why),
             crate::db::ClockRefusal::OutOfRange(why) => CaError::Conflict(why),
         })?;
-        Ok(Clock {
-            now: rfc3339(crate::db::at_offset(offset)),
-            offset_seconds: offset,
-        })
+        Ok(crate::db::clock_at(offset))
     }
 
     /// Creates an account.

@@ -37,8 +37,18 @@ pub use ca::{Ca, Settings, Snapshot};
 pub use error::CaError;
 pub use server::{Config, Server, serve};
 
-/// The OpenAPI 3.0 description of both listeners, served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The `info` of both listeners' OpenAPI documents (each generated from its handlers; see
+/// [`kilt_mock_server::openapi`]).
+pub fn api_info() -> utoipa::openapi::Info {
+    utoipa::openapi::InfoBuilder::new()
+        .title("kilt-ca")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "A KISC-like mock CA for testing EDS key regeneration clients. Not for production. \
+             API and pages on the TLS listener; /admin/* on the separate admin listener.",
+        ))
+        .build()
+}
 
 /// The CA's data directory: `KILT_CA_DIR`, else `$XDG_DATA_HOME/kilt/ca`, else
 /// `~/.local/share/kilt/ca`.

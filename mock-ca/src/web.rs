@@ -4,11 +4,16 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
+use kilt_mock_server::openapi::{Listener, finish};
+use kilt_protocol::ErrorBody;
 use kilt_protocol::Lang;
-use kilt_protocol::ca::{CertKind, CsrItem, Device, IssueRequest, PasswordLogin, RevokeRequest};
+use kilt_protocol::ca::{
+    CertKind, Certificate, CsrItem, Device, IssueRequest, PasswordLogin, Request, RevokeRequest,
+    Session, User,
+};
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::ca::{Account, Ca};
 use crate::error::{CaError, Result};
@@ -53,32 +58,25 @@ fn session_cookie(token: &str, max_age: u64) -> HeaderValue {
     .expect("hex token is a valid header")
 }
 
-/// The API and the pages, with the fault layer and the body limit.
+/// The API and the pages, with the fault layer and the body limit. The API's routes are those of
+/// its handlers' `#[utoipa::path]`, and so is `/openapi.json` (the pages are HTML for people
+/// and not in it).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/login/password", post(login_password))
-        .route("/api/v1/login/certificate", post(login_certificate))
-        .route("/api/v1/logout", post(logout))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/certificates", get(certificates))
-        .route(
-            "/api/v1/certificates/{serial}/revoke",
-            post(revoke_superseded),
-        )
-        .route("/api/v1/requests", get(requests).post(submit))
-        .route("/api/v1/requests/{id}", get(request))
-        .route("/api/v1/requests/{id}/application.pdf", get(application))
-        .route("/crl/issuing.crl", get(crl))
-        .route("/ca/root.crt", get(root))
-        .route("/ca/issuing.crt", get(issuing))
-        .route(
-            "/openapi.json",
-            kilt_mock_server::web::openapi_route(
-                crate::OPENAPI,
-                kilt_mock_server::web::Listener::Public,
-            ),
-        )
-        .merge(pages::router())
+    let api = OpenApiRouter::new()
+        .routes(routes!(login_password))
+        .routes(routes!(login_certificate))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(certificates))
+        .routes(routes!(revoke_superseded))
+        .routes(routes!(requests, submit))
+        .routes(routes!(request))
+        .routes(routes!(application))
+        .routes(routes!(crl))
+        .routes(routes!(root))
+        .routes(routes!(issuing));
+    let (api, _) = finish(api, crate::api_info(), Listener::Public, SESSION_COOKIE);
+    api.merge(pages::router())
         .layer(middleware::from_fn_with_state(
             state.faults.clone(),
             crate::server::fault_layer,
@@ -94,6 +92,15 @@ fn with_cookie(session: kilt_protocol::ca::Session) -> Response {
     resp
 }
 
+/// Login by login and password
+#[utoipa::path(
+    post, path = "/api/v1/login/password", request_body = PasswordLogin,
+    responses(
+        (status = 200, description = "Logged in; the token is also set as the session cookie", body = Session),
+        (status = 401, description = "Wrong login or password", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords for this login in a row: wait Retry-After seconds", body = ErrorBody),
+    )
+)]
 async fn login_password(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordLogin>,
@@ -105,6 +112,14 @@ async fn login_password(
     Ok(with_cookie(session))
 }
 
+/// Login "По сертификату": the TLS client certificate (AUTH) must chain to the root on the CA's clock and not be revoked
+#[utoipa::path(
+    post, path = "/api/v1/login/certificate",
+    responses(
+        (status = 200, description = "Logged in; the token is also set as the session cookie", body = Session),
+        (status = 403, description = "No client certificate, or it does not chain to the root on the CA's clock, is not an AUTH certificate of this CA, or is revoked", body = ErrorBody),
+    )
+)]
 async fn login_certificate(
     State(state): State<AppState>,
     Extension(chain): Extension<PeerChain>,
@@ -117,19 +132,46 @@ async fn login_certificate(
     Ok(with_cookie(session?))
 }
 
+/// End the session
+#[utoipa::path(
+    post, path = "/api/v1/logout", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "The session is ended"))
+)]
 async fn logout(State(state): State<AppState>, Auth(_, token): Auth) -> Result<StatusCode> {
     blocking(&state, move |ca| ca.logout(&token)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The logged-in user
+#[utoipa::path(
+    get, path = "/api/v1/me", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The logged-in user", body = User))
+)]
 async fn me(Auth(account, _): Auth) -> Json<kilt_protocol::ca::User> {
     Json(account.user)
 }
 
+/// The user's certificates, newest first
+#[utoipa::path(
+    get, path = "/api/v1/certificates", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The user's certificates, newest first", body = Vec<Certificate>))
+)]
 async fn certificates(State(state): State<AppState>, Auth(account, _): Auth) -> Result<Response> {
     Ok(Json(blocking(&state, move |ca| ca.certificates(&account)).await?).into_response())
 }
 
+/// Revoke an own certificate superseded by a newer one
+#[utoipa::path(
+    post, path = "/api/v1/certificates/{serial}/revoke", security(("bearer" = []), ("cookie" = [])),
+    params(("serial" = String, Path, description = "The certificate's serial, lower-case hex")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 200, description = "Revoked as superseded", body = Certificate),
+        (status = 403, description = "A reason other than superseded: only the CA's operator may use it", body = ErrorBody),
+        (status = 404, description = "No such certificate of yours", body = ErrorBody),
+        (status = 409, description = "Already revoked, or not superseded by a newer certificate of its kind", body = ErrorBody),
+    )
+)]
 async fn revoke_superseded(
     State(state): State<AppState>,
     Auth(account, _): Auth,
@@ -148,6 +190,15 @@ async fn revoke_superseded(
     )
 }
 
+/// "Запрос на выпуск сертификата": one PKCS#10 CSR per kind
+#[utoipa::path(
+    post, path = "/api/v1/requests", security(("bearer" = []), ("cookie" = [])), request_body = IssueRequest,
+    responses(
+        (status = 201, description = "The request, issued at once unless approval is manual", body = Request),
+        (status = 409, description = "A CSR's key is already certified or already waits in another request", body = ErrorBody),
+        (status = 422, description = "A CSR does not parse, its signature does not verify, its key is not P-256, its subject is not yours, or a kind is repeated", body = ErrorBody),
+    )
+)]
 async fn submit(
     State(state): State<AppState>,
     Auth(account, _): Auth,
@@ -167,10 +218,23 @@ fn parse_id(id: &str) -> Result<i64> {
         .map_err(|_| CaError::InvalidInput(format!("request id {id:?} is not a number")))
 }
 
+/// The user's requests, newest first
+#[utoipa::path(
+    get, path = "/api/v1/requests", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The user's requests, newest first", body = Vec<Request>))
+)]
 async fn requests(State(state): State<AppState>, Auth(account, _): Auth) -> Result<Response> {
     Ok(Json(blocking(&state, move |ca| ca.requests(Some(&account))).await?).into_response())
 }
 
+/// One request
+#[utoipa::path(
+    get, path = "/api/v1/requests/{id}", security(("bearer" = []), ("cookie" = [])), params(("id" = i64, Path, description = "The request number")),
+    responses(
+        (status = 200, description = "The request", body = Request),
+        (status = 404, description = "No such request of yours", body = ErrorBody),
+    )
+)]
 async fn request(
     State(state): State<AppState>,
     Auth(account, _): Auth,
@@ -194,6 +258,16 @@ impl LangQuery {
     }
 }
 
+/// "Заявление": the application for the issued certificates, PDF
+#[utoipa::path(
+    get, path = "/api/v1/requests/{id}/application.pdf", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = i64, Path, description = "The request number"), ("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
+    responses(
+        (status = 200, description = "«Заявление»: the application for the issued certificates", content_type = "application/pdf"),
+        (status = 404, description = "No such request of yours", body = ErrorBody),
+        (status = 409, description = "The request has no issued certificates yet", body = ErrorBody),
+    )
+)]
 pub(crate) async fn application(
     State(state): State<AppState>,
     Auth(account, _): Auth,
@@ -319,25 +393,32 @@ pub fn application_pdf(ca: &Ca, account: &Account, id: i64, lang: Lang) -> Resul
     crate::pdf::render(&ca.settings().font, &title, &lines)
 }
 
+/// "СОС": the issuing CA's CRL, DER
+#[utoipa::path(
+    get, path = "/crl/issuing.crl",
+    responses((status = 200, description = "«СОС»: the issuing CA's CRL, DER", content_type = "application/pkix-crl"))
+)]
 async fn crl(State(state): State<AppState>) -> Result<Response> {
     let der = blocking(&state, |ca| ca.crl()).await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }
 
+/// Root CA certificate, PEM
+#[utoipa::path(
+    get, path = "/ca/root.crt",
+    responses((status = 200, description = "The root CA certificate, PEM", content_type = "application/x-pem-file"))
+)]
 async fn root(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        state.ca.pki().root_pem().to_owned(),
-    )
-        .into_response()
+    kilt_mock_server::web::pem(state.ca.pki().root_pem())
 }
 
+/// Issuing CA certificate, PEM
+#[utoipa::path(
+    get, path = "/ca/issuing.crt",
+    responses((status = 200, description = "The issuing CA certificate, PEM", content_type = "application/x-pem-file"))
+)]
 async fn issuing(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        state.ca.pki().issuing_pem().to_owned(),
-    )
-        .into_response()
+    kilt_mock_server::web::pem(state.ca.pki().issuing_pem())
 }
 
 /// The page form of "Запрос на выпуск сертификата".

@@ -75,6 +75,17 @@ pub fn at_offset(offset: i64) -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::seconds(offset)
 }
 
+/// The clock as the admin listeners show it, at `offset` seconds from the system clock.
+pub fn clock_at(offset: i64) -> kilt_protocol::ca::Clock {
+    let now = at_offset(offset);
+    kilt_protocol::ca::Clock {
+        now: now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| now.unix_timestamp().to_string()),
+        offset_seconds: offset,
+    }
+}
+
 /// The server's now.
 pub fn clock_now(conn: &Connection) -> rusqlite::Result<OffsetDateTime> {
     Ok(at_offset(clock_offset(conn)?))

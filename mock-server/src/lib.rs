@@ -27,6 +27,7 @@
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod openapi;
 pub mod pki;
 pub mod web;
 

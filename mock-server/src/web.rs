@@ -64,63 +64,12 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// Which listener a document describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listener {
-    /// The API and pages (TLS).
-    Public,
-    /// The admin listener (plain HTTP, loopback).
-    Admin,
-}
-
-/// Whether `path` is served by the admin listener.
-fn is_admin_path(path: &str) -> bool {
-    path.starts_with("/admin") || path.starts_with("/operator")
-}
-
-/// `/openapi.json` of one listener: the server's OpenAPI 3.0 document cut to that listener's
-/// paths (`/openapi.json` is on both), with that listener — as the request's `Host` reached it —
-/// as its one `servers` entry, so a tool pointed at the document tests the right listener.
-pub fn openapi_for(
-    document: &str,
-    listener: Listener,
-    headers: &HeaderMap,
-) -> axum::response::Response {
+/// A PEM document (a CA certificate) as `application/x-pem-file`.
+pub fn pem(text: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(document) else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the OpenAPI document does not parse",
-        )
-            .into_response();
-    };
-    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
-        paths.retain(|path, _| {
-            path == "/openapi.json" || is_admin_path(path) == (listener == Listener::Admin)
-        });
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let scheme = match listener {
-        Listener::Public => "https",
-        Listener::Admin => "http",
-    };
-    doc["servers"] = serde_json::json!([{ "url": format!("{scheme}://{host}") }]);
     (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.to_string(),
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        text.to_owned(),
     )
         .into_response()
-}
-
-/// The `/openapi.json` route of a listener (see [`openapi_for`]).
-pub fn openapi_route<S: Clone + Send + Sync + 'static>(
-    document: &'static str,
-    listener: Listener,
-) -> axum::routing::MethodRouter<S> {
-    axum::routing::get(move |headers: HeaderMap| async move {
-        openapi_for(document, listener, &headers)
-    })
 }

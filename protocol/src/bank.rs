@@ -10,6 +10,7 @@ use crate::Lang;
 
 /// The statuses of DESIGN.md's table, in the order a regeneration moves through them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The profile's certificate ends within the warning window (or has ended).
@@ -146,6 +147,7 @@ pub fn activation_message(regeneration: u64, serial: &str) -> Vec<u8> {
 
 /// `POST /api/v1/challenge`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeRequest {
     /// The profile's identifier (20 hex digits).
     pub profile: String,
@@ -153,6 +155,7 @@ pub struct ChallengeRequest {
 
 /// A one-time challenge to sign.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Challenge {
     /// Random, hex; valid once.
     pub challenge: String,
@@ -162,6 +165,7 @@ pub struct Challenge {
 
 /// `POST /api/v1/login`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Login {
     /// The profile's identifier.
     pub profile: String,
@@ -175,6 +179,7 @@ pub struct Login {
 
 /// A profile of a subscriber ("абонент ЭЦП").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     /// "Абонент", e.g. `9418_Абонент`.
     pub subscriber: String,
@@ -187,6 +192,7 @@ pub struct Profile {
     /// The current certificate's serial, hex.
     pub serial: String,
     /// The current certificate's end, RFC 3339.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub not_after: String,
     /// Days left on the bank's clock (negative once expired).
     pub days_left: i64,
@@ -194,6 +200,7 @@ pub struct Profile {
 
 /// The answer to a login: a session, and the login banner of critical profiles.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// `Authorization: Bearer <token>`.
     pub token: String,
@@ -206,6 +213,7 @@ pub struct Session {
 
 /// "Параметры подписи".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignatureParams {
     /// Serial, hex.
     pub serial: String,
@@ -223,6 +231,7 @@ pub struct SignatureParams {
 
 /// One key-set regeneration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Regeneration {
     /// Number.
     pub id: u64,
@@ -231,17 +240,21 @@ pub struct Regeneration {
     /// Where it is.
     pub status: Status,
     /// Why the bank rejected it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reason: Option<String>,
     /// The process description shown after "Новый".
     pub description: String,
     /// The new certificate's serial, once issued.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub new_serial: Option<String>,
     /// The final message once in operation.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub message: Option<String>,
 }
 
 /// `POST /api/v1/regenerations/{id}/submit` — "Отправить документ в банк" + "Подписать".
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Submit {
     /// PKCS#10 request of the new key (signed by the new key), PEM.
     pub csr: String,
@@ -251,6 +264,7 @@ pub struct Submit {
 
 /// `GET /api/v1/regenerations/{id}/certificate` — "Получить сертификат (ключ)".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssuedCertificate {
     /// The new certificate, PEM.
     pub certificate: String,
@@ -260,6 +274,7 @@ pub struct IssuedCertificate {
 
 /// `POST /api/v1/regenerations/{id}/activate` — "Продолжить".
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Activate {
     /// DER ECDSA signature by the **new** key over [`activation_message`], hex.
     pub signature: String,
@@ -267,18 +282,21 @@ pub struct Activate {
 
 /// `POST /admin/subscribers`: a subscriber with a first certificate for a fresh token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewSubscriber {
     /// e.g. `9418_Абонент`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub subscriber: String,
     /// PKCS#10 of the token's first key, PEM (subject CN = `subscriber`).
     pub csr: String,
     /// Validity in days from the bank's now (default the bank's validity).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::optional")]
     pub valid_days: Option<i64>,
 }
 
 /// The answer to `POST /admin/subscribers`: the profile and what to write onto the token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Provisioned {
     /// The new profile.
     pub profile: Profile,
@@ -290,8 +308,10 @@ pub struct Provisioned {
 
 /// `POST /admin/regenerations/{id}/reject`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reject {
     /// Shown to the customer.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
     pub reason: String,
 }
 

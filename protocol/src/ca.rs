@@ -6,6 +6,7 @@ use crate::Lang;
 
 /// The device a request is made for (the page's "Устройство" field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Device {
     /// Aladdin JaCarta PKI — the token of seed 004.
     JaCarta,
@@ -41,6 +42,7 @@ impl Device {
 
 /// What a certificate is for. Each user holds one of each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CertKind {
     /// Authentication (TLS client auth, "AUTH_…").
@@ -72,6 +74,7 @@ impl CertKind {
 
 /// A registration authority's request states: new → approved → issued, or rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     /// Received and checked, waiting for an operator (when auto-approval is off).
@@ -115,6 +118,7 @@ impl RequestStatus {
 
 /// A certificate's state on the CA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CertStatus {
     /// Valid now.
@@ -138,6 +142,7 @@ impl CertStatus {
 
 /// `POST /api/v1/login/password`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasswordLogin {
     /// The account's login ("Логин").
     pub login: String,
@@ -147,6 +152,7 @@ pub struct PasswordLogin {
 
 /// The answer to either login: a bearer token for the following calls.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// `Authorization: Bearer <token>`; also set as the `kilt_ca_session` cookie.
     pub token: String,
@@ -158,25 +164,30 @@ pub struct Session {
 
 /// A CA account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Login name.
     pub login: String,
     /// Full name, the certificates' CN (e.g. `ТЕСТОВ ТЕСТ`).
     pub full_name: String,
     /// The 12-digit individual identification number (ИИН), in the subject's serialNumber.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{12}$"))]
     pub iin: String,
 }
 
 /// One certificate as the CA lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Certificate {
     /// Serial number, lower-case hex without separators.
     pub serial: String,
     /// AUTH or SIGN.
     pub kind: CertKind,
     /// RFC 3339 UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub not_before: String,
     /// RFC 3339 UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub not_after: String,
     /// State on the CA's clock.
     pub status: CertStatus,
@@ -188,6 +199,7 @@ pub struct Certificate {
 
 /// One CSR of a request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CsrItem {
     /// Which certificate this CSR asks for.
     pub kind: CertKind,
@@ -197,15 +209,18 @@ pub struct CsrItem {
 
 /// `POST /api/v1/requests` — "Запрос на выпуск сертификата".
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueRequest {
     /// "Устройство": the device the keys live on.
     pub device: Device,
     /// One CSR per certificate kind; each kind at most once.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 2))]
     pub csrs: Vec<CsrItem>,
 }
 
 /// A certificate request as the CA keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Request {
     /// Request number.
     pub id: u64,
@@ -214,8 +229,10 @@ pub struct Request {
     /// Where the request is.
     pub status: RequestStatus,
     /// Why it was rejected, if it was.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reason: Option<String>,
     /// RFC 3339 UTC, on the CA's clock.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created: String,
     /// The requested keys (uncompressed P-256 points, hex), AUTH then SIGN: a client whose
     /// answer was lost finds its request by them before anything is issued.
@@ -227,25 +244,59 @@ pub struct Request {
     pub chain: Vec<String>,
 }
 
+/// The RFC 5280 §5.3.1 reason names the CA takes in [`RevokeRequest::reason`].
+pub const REVOCATION_REASONS: [&str; 6] = [
+    "superseded",
+    "key_compromise",
+    "affiliation_changed",
+    "cessation_of_operation",
+    "privilege_withdrawn",
+    "unspecified",
+];
+
+/// [`RevokeRequest::reason`]'s schema: one of [`REVOCATION_REASONS`], or null.
+#[cfg(feature = "openapi")]
+fn revocation_reason() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let mut values: Vec<serde_json::Value> = REVOCATION_REASONS.map(Into::into).into();
+    values.push(serde_json::Value::Null);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+        .enum_values(Some(values))
+        .build()
+}
+
 /// `POST /api/v1/certificates/{serial}/revoke` (owner, only superseded) and the admin's revoke.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeRequest {
     /// RFC 5280 §5.3.1 reason name: `superseded`, `key_compromise`, `cessation_of_operation`,
     /// `affiliation_changed`, `unspecified`. The owner may only use `superseded`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = revocation_reason))]
     pub reason: Option<String>,
 }
 
 /// `POST /admin/users`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUser {
     /// Login name (letters, digits, `._-`).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
     pub login: String,
     /// Password for the page's login form.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8))]
     pub password: String,
     /// Full name for the certificates' CN.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\x00-\x1f\x7f-\x9f\s]([^\x00-\x1f\x7f-\x9f]{0,62}[^\x00-\x1f\x7f-\x9f\s])?$"
+        )
+    )]
     pub full_name: String,
     /// 12-digit ИИН.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{12}$"))]
     pub iin: String,
 }
 
@@ -253,37 +304,46 @@ pub struct NewUser {
 /// to provision a fresh token. Optional validity overrides let a test make near-expiry or
 /// already-expired certificates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Provision {
     /// One CSR per kind.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub csrs: Vec<CsrItem>,
     /// Validity in days from the CA's now (default: the CA's validity).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::optional")]
     pub valid_days: Option<i64>,
     /// Shift `not_before` back by this many days (to build already-old certificates).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::optional")]
     pub backdate_days: Option<i64>,
 }
 
 /// `POST /admin/requests/{id}/reject`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reject {
     /// Shown to the user.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
     pub reason: String,
 }
 
 /// `POST /admin/clock`: move the CA's clock (days may be negative).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClockShift {
     /// Days to add to the current offset.
+    #[serde(deserialize_with = "crate::integral::whole")]
+    #[cfg_attr(feature = "openapi", schema(minimum = -73000, maximum = 73000))]
     pub advance_days: i64,
 }
 
-/// `GET /admin/clock`.
+/// `GET /admin/clock` of both servers, and their answer to `POST /admin/clock`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Clock {
-    /// The CA's now, RFC 3339 UTC.
+    /// The server's now, RFC 3339 UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub now: String,
-    /// Seconds the CA's clock is ahead of the system clock.
+    /// Seconds the server's clock is ahead of the system clock.
     pub offset_seconds: i64,
 }
 

@@ -14,11 +14,13 @@
 
 pub mod bank;
 pub mod ca;
+pub mod integral;
 
 use serde::{Deserialize, Serialize};
 
 /// The three languages of the seeds' pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// Русский — the default of both seeds.
@@ -65,6 +67,7 @@ impl Lang {
 
 /// The JSON body of every 4xx/5xx answer of both servers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `csr_signature_invalid`.
     pub error: String,
@@ -76,6 +79,7 @@ pub struct ErrorBody {
 /// the operator (`manual`) or are processed by themselves. Starts as the command line says; a test
 /// holds a request this way to reject it, or to pull the token while the client waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     /// New requests wait for the operator's approve or reject.
     pub manual: bool,
@@ -83,18 +87,23 @@ pub struct Approval {
 
 /// Pebble-style fault knobs of both servers: `GET`/`PUT /admin/faults` on their admin listeners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Faults {
     /// Percentage (0–100) of API requests answered `503 Service Unavailable`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::whole")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 255))]
     pub fail_percent: u8,
     /// Added latency per API request, in milliseconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::whole")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = integral::any_u64))]
     pub latency_ms: u64,
     /// Percentage (0–100) of connections dropped right after the TLS handshake.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::whole")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 255))]
     pub drop_percent: u8,
     /// Percentage (0–100) of state-changing requests (POST/PUT) delivered twice to the server,
     /// as a retrying network would; the client sees the second answer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::whole")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 255))]
     pub duplicate_percent: u8,
 }

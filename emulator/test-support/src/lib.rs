@@ -359,29 +359,70 @@ pub fn cargo_tree(package: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Holds a listener's OpenAPI document to its router's source: every path the source routes
-/// (the first string after each `.route(`) is documented, nothing else is, and the document
-/// names the listener (`url`) as its server.
-pub fn assert_documents_exactly(doc: &serde_json::Value, router_source: &str, url: &str) {
-    let served: Vec<&str> = router_source
-        .split(".route(")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').nth(1))
-        .collect();
-    assert!(served.len() >= 10, "found only {} routes", served.len());
-    let paths = doc["paths"].as_object().expect("a paths object");
-    for path in &served {
+/// Every operation of an OpenAPI document as `(METHOD, path)`, path parameters filled with `0`.
+fn operations(doc: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("a paths object") {
+        let concrete: String = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "0" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().expect("a path item").keys() {
+            out.push((method.to_uppercase(), concrete.clone()));
+        }
+    }
+    out
+}
+
+/// Holds a listener to its OpenAPI document (`doc`, as the listener at `base` served it):
+/// OpenAPI 3.1 naming the listener as its server; every documented operation is routed (no
+/// router `404`, no `405`); every operation only the other listener documents (`other`) is
+/// not routed here. Requests carry no body or session, so they change nothing.
+pub async fn assert_serves_exactly(
+    client: &reqwest::Client,
+    base: &str,
+    doc: &serde_json::Value,
+    other: &serde_json::Value,
+) {
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], base);
+    let ours = operations(doc);
+    assert!(
+        ours.len() >= 10,
+        "only {} operations documented",
+        ours.len()
+    );
+    let unrouted = |status: u16, body: &str| {
+        status == 405 || (status == 404 && body.contains("the routes are in /openapi.json"))
+    };
+    for (method, path) in &ours {
+        let response = client
+            .request(method.parse().expect("a method"), format!("{base}{path}"))
+            .send()
+            .await
+            .expect("the listener answers");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
         assert!(
-            paths.contains_key(*path),
-            "{path} is served but not documented"
+            !unrouted(status, &body),
+            "{method} {path} is documented but not served: {status} {body}"
         );
     }
-    for path in paths.keys() {
+    for (method, path) in operations(other) {
+        if ours.iter().any(|(_, p)| *p == path) {
+            continue;
+        }
+        let response = client
+            .request(method.parse().expect("a method"), format!("{base}{path}"))
+            .send()
+            .await
+            .expect("the listener answers");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
         assert!(
-            served.contains(&path.as_str()),
-            "{path} is documented but not served here"
+            unrouted(status, &body),
+            "{method} {path} is served here but documented only on the other listener: {status}"
         );
     }
-    assert_eq!(doc["servers"][0]["url"], url);
-    assert_eq!(doc["openapi"], "3.0.3");
 }
