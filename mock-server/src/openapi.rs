@@ -194,3 +194,107 @@ fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
         .build()
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::InfoBuilder;
+
+    /// Takes a body, needs a session, names a request by number.
+    #[utoipa::path(post, path = "/things/{id}", params(("id" = i64, Path)),
+        request_body = kilt_protocol::Approval, security(("bearer" = [])),
+        responses((status = 200, description = "done")))]
+    async fn change() {}
+
+    /// Takes nothing, names a login.
+    #[utoipa::path(get, path = "/people/{login}", params(("login" = String, Path)),
+        responses((status = 200, description = "found"),
+            (status = 413, description = "the handler's own words")))]
+    async fn look() {}
+
+    fn statuses(doc: &serde_json::Value, path: &str, method: &str) -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn document(listener: Listener) -> serde_json::Value {
+        let routes: OpenApiRouter = OpenApiRouter::new()
+            .routes(routes!(change))
+            .routes(routes!(look));
+        let info = InfoBuilder::new().title("t").version("1").build();
+        finish(routes, info, listener, "t_session").1
+    }
+
+    #[test]
+    fn each_route_gets_the_refusals_its_shape_implies() {
+        let public = document(Listener::Public);
+        assert_eq!(
+            statuses(&public, "/things/{id}", "post"),
+            ["200", "400", "401", "413", "415", "422", "503"]
+        );
+        assert_eq!(
+            statuses(&public, "/people/{login}", "get"),
+            ["200", "413", "503"]
+        );
+        // A status the handler declares keeps its own description.
+        assert_eq!(
+            public["paths"]["/people/{login}"]["get"]["responses"]["413"]["description"],
+            "the handler's own words"
+        );
+        assert_eq!(
+            public["paths"]["/things/{id}"]["post"]["responses"]["401"]["content"]["application/json"]
+                ["schema"]["$ref"],
+            "#/components/schemas/ErrorBody"
+        );
+        let admin = document(Listener::Admin);
+        assert_eq!(
+            statuses(&admin, "/things/{id}", "post"),
+            ["200", "400", "401", "413", "415", "422"]
+        );
+        assert_eq!(statuses(&admin, "/openapi.json", "get"), ["200"]);
+    }
+
+    #[test]
+    fn the_document_carries_the_error_body_and_both_session_schemes() {
+        let doc = document(Listener::Admin);
+        let components = &doc["components"];
+        assert_eq!(
+            components["schemas"]["ErrorBody"]["required"],
+            serde_json::json!(["error", "message"])
+        );
+        assert_eq!(components["securitySchemes"]["bearer"]["scheme"], "bearer");
+        assert_eq!(components["securitySchemes"]["cookie"]["in"], "cookie");
+        assert_eq!(components["securitySchemes"]["cookie"]["name"], "t_session");
+        assert_eq!(doc["info"]["title"], "t");
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    #[tokio::test]
+    async fn the_served_document_names_the_listener_as_it_was_reached() {
+        use tower::ServiceExt;
+        for (listener, scheme) in [(Listener::Public, "https"), (Listener::Admin, "http")] {
+            let routes: OpenApiRouter = OpenApiRouter::new().routes(routes!(look));
+            let info = InfoBuilder::new().title("t").version("1").build();
+            let (router, _) = finish(routes, info, listener, "t_session");
+            let request = axum::http::Request::get("/openapi.json")
+                .header(header::HOST, "example.test:8443")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                doc["servers"],
+                serde_json::json!([{ "url": format!("{scheme}://example.test:8443") }])
+            );
+            assert!(doc["paths"]["/people/{login}"]["get"].is_object());
+        }
+    }
+}

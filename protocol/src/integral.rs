@@ -166,4 +166,23 @@ mod tests {
             assert!(err.contains(why), "{json}: {err}");
         }
     }
+
+    #[test]
+    fn a_deserializer_without_numbers_hears_what_is_expected() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::Error;
+        let err = super::optional::<_, i64>(IntoDeserializer::<Error>::into_deserializer(true))
+            .unwrap_err();
+        assert!(err.to_string().contains("a whole number or null"), "{err}");
+    }
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn any_u64_spans_the_whole_range_without_an_int64_format() {
+        let schema = serde_json::to_value(super::any_u64()).unwrap();
+        assert_eq!(
+            schema,
+            serde_json::json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+        );
+    }
 }
