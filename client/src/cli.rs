@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use kilt_emulator::PinSource;
+use kilt_console::PinSource;
 use kilt_protocol::Lang;
 use serde_json::json;
 
@@ -212,7 +212,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// The emulator's module, found as `kilt-token module-path` finds it.
 fn default_module() -> Result<PathBuf> {
-    kilt_emulator::cli::module_path().map_err(|e| ClientError::Module {
+    kilt_console::module_path().map_err(|e| ClientError::Module {
         path: "libkilt_pkcs11.so".into(),
         reason: e.to_string(),
     })

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kilt_emulator::{Pin, PinSource};
+use kilt_console::{Pin, PinSource};
 use kilt_protocol::Lang;
 use serde::Serialize;
 

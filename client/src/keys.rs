@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use kilt_emulator::PinSource;
+use kilt_console::PinSource;
 
 use crate::bank::BankJournal;
 use crate::ca::CaJournal;
@@ -79,7 +79,7 @@ pub fn confirm_and_delete(
             "Сенімдісіз бе? Кілттерді қалпына келтіру мүмкін болмайды.",
             "Are you sure? The keys cannot be recovered.",
         );
-        if !kilt_emulator::cli::confirm(&q1) || !kilt_emulator::cli::confirm(&q2) {
+        if !kilt_console::confirm(&q1) || !kilt_console::confirm(&q2) {
             return Ok(false);
         }
         token.relogin(&confirm.pin, &mut |n| out.notice(n))?;

@@ -15,7 +15,7 @@ use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, O
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use kilt_emulator::{Pin, PinSource};
+use kilt_console::{Pin, PinSource};
 use serde::Serialize;
 use time::OffsetDateTime;
 use zeroize::Zeroize;

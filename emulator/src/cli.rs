@@ -13,7 +13,7 @@ use crate::token::{self, FaultKind, TIMED_OPS};
 use clap::{Args, Subcommand};
 use cryptoki_sys::*;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 /// Exit status for a failed command (clap uses 2 for bad usage).
@@ -155,6 +155,12 @@ impl From<Error> for CliError {
     }
 }
 
+impl From<kilt_console::ConsoleError> for CliError {
+    fn from(e: kilt_console::ConsoleError) -> CliError {
+        CliError(e.to_string())
+    }
+}
+
 type R<T> = std::result::Result<T, CliError>;
 
 fn fail<T>(msg: impl Into<String>) -> R<T> {
@@ -285,30 +291,9 @@ pub fn plug(config: Config, sel: &TokenSel, present: bool, out: &mut dyn Write) 
     Ok(())
 }
 
-/// Absolute path of `libkilt_pkcs11.so`: `KILT_MODULE`, else beside this executable (cargo's
-/// target folder puts both there).
+/// Absolute path of `libkilt_pkcs11.so` (see [`kilt_console::module_path`]).
 pub fn module_path() -> R<PathBuf> {
-    if let Some(p) = std::env::var_os("KILT_MODULE").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().map_err(|e| CliError(format!("cannot find myself: {e}")))?;
-    let mut dirs = vec![];
-    if let Some(d) = exe.parent() {
-        dirs.push(d.to_path_buf());
-        // Test binaries live one level down, in target/<profile>/deps.
-        if let Some(up) = d.parent() {
-            dirs.push(up.to_path_buf());
-        }
-    }
-    for d in dirs {
-        let p = d.join("libkilt_pkcs11.so");
-        if p.exists() {
-            return Ok(p.canonicalize().unwrap_or(p));
-        }
-    }
-    fail(
-        "libkilt_pkcs11.so is not built next to kilt-token; run `cargo build -p kilt-pkcs11` (or set KILT_MODULE)",
-    )
+    Ok(kilt_console::module_path()?)
 }
 
 /// The slot and token a control command (plug, latency, fault) acts on.
@@ -731,19 +716,7 @@ fn read_key(path: &PathBuf) -> R<p256::SecretKey> {
     })
 }
 
-/// Asks a yes/no question on the terminal; only "Да"/"да"/"yes"/"y" confirm.
-pub fn confirm(question: &str) -> bool {
-    eprint!("{question} [Да/Нет | yes/no]: ");
-    std::io::stderr().flush().ok();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    matches!(
-        line.trim().to_lowercase().as_str(),
-        "да" | "д" | "yes" | "y"
-    )
-}
+pub use kilt_console::confirm;
 
 fn delete(
     emu: &Emulator,

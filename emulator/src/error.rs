@@ -107,4 +107,16 @@ impl From<rusqlite::Error> for Error {
 }
 
 /// The result of a token operation.
+impl From<kilt_console::ConsoleError> for Error {
+    fn from(e: kilt_console::ConsoleError) -> Error {
+        match e {
+            kilt_console::ConsoleError::PinUnavailable(why) => Error::PinSourceUnavailable(why),
+            // Only `module_path` answers this; it never reaches the token core.
+            other @ kilt_console::ConsoleError::ModuleNotFound(_) => {
+                Error::PinSourceUnavailable(other.to_string())
+            }
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
