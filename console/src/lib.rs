@@ -139,25 +139,26 @@ pub fn module_path() -> Result<PathBuf, ConsoleError> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| ConsoleError::ModuleNotFound(format!("cannot find myself: {e}")))?;
-    let mut dirs = vec![];
-    if let Some(d) = exe.parent() {
-        dirs.push(d.to_path_buf());
-        // Test binaries live one level down, in target/<profile>/deps.
-        if let Some(up) = d.parent() {
-            dirs.push(up.to_path_buf());
-        }
-    }
-    for d in dirs {
-        let p = d.join("libkilt_pkcs11.so");
-        if p.exists() {
-            return Ok(p.canonicalize().unwrap_or(p));
-        }
+    if let Some(found) = module_beside(&exe) {
+        return Ok(found);
     }
     Err(ConsoleError::ModuleNotFound(
         "libkilt_pkcs11.so is not built next to this program; run `cargo build -p kilt-pkcs11` \
          (or set KILT_MODULE)"
             .into(),
     ))
+}
+
+/// `libkilt_pkcs11.so` in the folder of `exe`, else one folder up (test binaries live in
+/// `target/<profile>/deps`).
+fn module_beside(exe: &std::path::Path) -> Option<PathBuf> {
+    let here = exe.parent()?;
+    [Some(here), here.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("libkilt_pkcs11.so"))
+        .find(|p| p.exists())
+        .map(|p| p.canonicalize().unwrap_or(p))
 }
 
 #[cfg(test)]
@@ -203,5 +204,20 @@ mod tests {
         for no in ["", "Нет", "n", "no", "yes please", "1"] {
             assert!(!is_yes(no), "{no:?}");
         }
+    }
+
+    #[test]
+    fn the_module_is_found_beside_the_program_or_one_folder_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let deps = dir.path().join("deps");
+        std::fs::create_dir(&deps).unwrap();
+        let exe = deps.join("kilt");
+        assert_eq!(module_beside(&exe), None);
+        let up = dir.path().join("libkilt_pkcs11.so");
+        std::fs::write(&up, b"").unwrap();
+        assert_eq!(module_beside(&exe), Some(up.canonicalize().unwrap()));
+        let beside = deps.join("libkilt_pkcs11.so");
+        std::fs::write(&beside, b"").unwrap();
+        assert_eq!(module_beside(&exe), Some(beside.canonicalize().unwrap()));
     }
 }
