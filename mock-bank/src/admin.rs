@@ -259,7 +259,11 @@ enum Action {
     /// «Отвергнут банком».
     Reject {
         /// Shown to the customer.
-        #[schema(min_length = 1, max_length = 500)]
+        #[schema(
+            min_length = 1,
+            max_length = 500,
+            pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        )]
         reason: String,
     },
 }
@@ -310,4 +314,24 @@ async fn set_approval(
     state.bank.approval().set(approval);
     tracing::info!(manual = approval.manual, "admin: approval mode set");
     Json(approval)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_operator_form_documents_a_reason_that_is_not_blank() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(super::Action::schema()).unwrap();
+        let reject = schema["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["properties"]["action"]["enum"][0] == "reject")
+            .expect("a reject variant");
+        assert_eq!(
+            reject["properties"]["reason"]["pattern"],
+            kilt_protocol::NOT_BLANK
+        );
+        assert_eq!(reject["required"], serde_json::json!(["reason", "action"]));
+    }
 }

@@ -285,7 +285,14 @@ pub struct Activate {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewSubscriber {
     /// e.g. `9418_Абонент`.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        )
+    )]
     pub subscriber: String,
     /// PKCS#10 of the token's first key, PEM (subject CN = `subscriber`).
     pub csr: String,
@@ -311,7 +318,14 @@ pub struct Provisioned {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reject {
     /// Shown to the customer.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 500,
+            pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        )
+    )]
     pub reason: String,
 }
 

@@ -322,7 +322,14 @@ pub struct Provision {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reject {
     /// Shown to the user.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 500,
+            pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        )
+    )]
     pub reason: String,
 }
 

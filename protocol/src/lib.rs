@@ -65,6 +65,14 @@ impl Lang {
     }
 }
 
+/// The OpenAPI `pattern` of a text the servers trim and then refuse when empty (a rejection's
+/// reason, a subscriber's name): at least one character that is not Unicode `White_Space`, the
+/// set Rust's `str::trim` removes. Spelled out because `\S` differs between regex engines
+/// (Python's counts U+001C–U+001F as space, `trim` does not). The schemas repeat it as a literal
+/// (utoipa takes no constant there); a test holds each to this one.
+pub const NOT_BLANK: &str =
+    r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+
 /// The JSON body of every 4xx/5xx answer of both servers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -106,4 +114,62 @@ pub struct Faults {
     #[serde(default, deserialize_with = "integral::whole")]
     #[cfg_attr(feature = "openapi", schema(maximum = 255))]
     pub duplicate_percent: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    /// The ranges [`super::NOT_BLANK`] excludes, read back out of the pattern.
+    fn excluded() -> Vec<(u32, u32)> {
+        let inner = super::NOT_BLANK
+            .strip_prefix("[^")
+            .and_then(|p| p.strip_suffix(']'))
+            .unwrap();
+        let hex = |h: &str| u32::from_str_radix(h, 16).unwrap();
+        let mut ranges = Vec::new();
+        let mut rest = inner;
+        while let Some(tail) = rest.strip_prefix("\\u") {
+            let start = hex(&tail[..4]);
+            rest = &tail[4..];
+            let end = match rest.strip_prefix("-\\u") {
+                Some(t) => {
+                    rest = &t[4..];
+                    hex(&t[..4])
+                }
+                None => start,
+            };
+            ranges.push((start, end));
+        }
+        assert!(rest.is_empty(), "unparsed: {rest}");
+        ranges
+    }
+
+    #[test]
+    fn not_blank_excludes_exactly_what_trim_removes() {
+        let ranges = excluded();
+        for c in (0..=0xffff).filter_map(char::from_u32) {
+            let listed = ranges.iter().any(|&(a, b)| (a..=b).contains(&(c as u32)));
+            assert_eq!(listed, c.is_whitespace(), "U+{:04X}", c as u32);
+        }
+    }
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn the_schemas_of_trimmed_texts_carry_not_blank() {
+        use utoipa::PartialSchema;
+        let pattern = |schema: utoipa::openapi::RefOr<utoipa::openapi::Schema>, field: &str| {
+            serde_json::to_value(schema).unwrap()["properties"][field]["pattern"].clone()
+        };
+        assert_eq!(
+            pattern(crate::ca::Reject::schema(), "reason"),
+            super::NOT_BLANK
+        );
+        assert_eq!(
+            pattern(crate::bank::Reject::schema(), "reason"),
+            super::NOT_BLANK
+        );
+        assert_eq!(
+            pattern(crate::bank::NewSubscriber::schema(), "subscriber"),
+            super::NOT_BLANK
+        );
+    }
 }
