@@ -7,7 +7,7 @@
 use crate::crypto::{self, EcPrivateKey, EcdsaSigner, Sha256};
 use crate::error::{Error, Result};
 use crate::object::{self, Attr, AttrType, AttrValue, Class, Object, Origin};
-use crate::pin::{Pin, PinAgent};
+use crate::pin::{Pin, PinAgent, PinSource};
 use crate::profile::{Profile, TimedOp};
 use crate::store::{PinOwner, Store};
 use crate::token::{self, EnvOverrides, Token};
@@ -66,11 +66,16 @@ pub struct Config {
     pub pin_agent: PinAgent,
     /// Latency and fault settings from the environment.
     pub env: EnvOverrides,
+    /// `KILT_LOGIN`: the user PIN the module logs in with when an application opens a session
+    /// on a token it is not logged in to, as vendor middleware with a PIN cache does (JaCarta's
+    /// single sign-on). For programs that cannot ask for a PIN: a headless browser, a service.
+    pub login_on_open: Option<PinSource>,
 }
 
 impl Config {
     /// Everything from the environment: `KILT_TOKEN_DIR`, `KILT_PROFILE`, `KILT_PIN_AGENT`,
-    /// `KILT_LATENCY`, `KILT_FAULTS`.
+    /// `KILT_LOGIN`, `KILT_LATENCY`, `KILT_FAULTS`. A `KILT_LOGIN` that is not a PIN source
+    /// (`env:VAR` or `file:PATH`) is refused here, so the module does not start half-configured.
     pub fn from_env() -> Result<Config> {
         let profile = match std::env::var("KILT_PROFILE") {
             Ok(p) if !p.is_empty() => Profile::load(&p)?,
@@ -81,6 +86,17 @@ impl Config {
             profile,
             pin_agent: PinAgent::from_env(),
             env: EnvOverrides::from_env(),
+            login_on_open: match std::env::var("KILT_LOGIN") {
+                Ok(v) if !v.is_empty() => Some(match v.parse::<PinSource>() {
+                    Ok(PinSource::Prompt) | Err(_) => {
+                        return Err(Error::PinSourceUnavailable(format!(
+                            "KILT_LOGIN={v:?} is not env:VAR or file:PATH"
+                        )));
+                    }
+                    Ok(source) => source,
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -91,6 +107,7 @@ impl Config {
             profile: Profile::default_profile(),
             pin_agent: PinAgent::Cancel,
             env: EnvOverrides::default(),
+            login_on_open: None,
         }
     }
 }
@@ -689,7 +706,33 @@ impl Emulator {
                     inner: Mutex::new(session),
                 }),
             );
+        self.login_on_open(handle);
         Ok(handle)
+    }
+
+    /// `KILT_LOGIN`: logs the user in on a token the application is not logged in to. A PIN the
+    /// token refuses is not tried again on it in this process (each try counts on the device);
+    /// the session stays public, as it would without the cache, and the log says why.
+    fn login_on_open(&self, h: SessionHandle) {
+        let Some(source) = &self.config.login_on_open else {
+            return;
+        };
+        let Ok(token) = self.with_session(h, |s, _| Ok(s.token.clone())) else {
+            return;
+        };
+        if token.logged_in().is_some() || !token.may_try_cached_pin() {
+            return;
+        }
+        let result = source
+            .read("")
+            .map_err(Error::from)
+            .and_then(|pin| self.login(h, UserType::User, Some(&pin)));
+        if let Err(e) = result {
+            if matches!(e, Error::PinIncorrect { .. } | Error::PinLocked) {
+                token.cached_pin_refused();
+            }
+            tracing::warn!(error = %e, "KILT_LOGIN: the user is not logged in");
+        }
     }
 
     /// C_CloseSession. Closing the last session of a token logs the application out (§5.6).

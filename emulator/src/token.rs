@@ -138,6 +138,8 @@ pub struct Token {
     /// When the hot path last looked at the control file (ns since `born`).
     control_checked: std::sync::atomic::AtomicU64,
     born: std::time::Instant,
+    /// `KILT_LOGIN`'s PIN was refused on this token: it is not tried again in this process.
+    cached_pin_refused: std::sync::atomic::AtomicBool,
 }
 
 /// How often the hot calls look for control changes. A control change waits twice this long
@@ -338,6 +340,7 @@ impl Token {
             control_file,
             control_seen: std::sync::atomic::AtomicU64::new(control_seen),
             control_checked: std::sync::atomic::AtomicU64::new(0),
+            cached_pin_refused: std::sync::atomic::AtomicBool::new(false),
             born: std::time::Instant::now(),
         };
         token.apply(snap);
@@ -680,6 +683,19 @@ impl Token {
     /// Records a successful login of this application.
     pub fn set_login(&self, who: PinOwner, key: Zeroizing<[u8; KEY_LEN]>) {
         *self.login.write().unwrap_or_else(|e| e.into_inner()) = Some(Login { who, key });
+    }
+
+    /// Whether `KILT_LOGIN`'s PIN may still be tried here (it was not refused before).
+    pub fn may_try_cached_pin(&self) -> bool {
+        !self
+            .cached_pin_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `KILT_LOGIN`'s PIN was refused: each further try would count on the device.
+    pub fn cached_pin_refused(&self) {
+        self.cached_pin_refused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Who is logged in (in this application).
