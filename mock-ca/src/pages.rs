@@ -24,6 +24,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(login_page))
         .route("/login", post(login))
+        .route("/login/certificate", get(login_certificate))
         .route("/logout", get(logout))
         .route("/cabinet", get(cabinet))
         .route("/cabinet/request", post(request))
@@ -77,11 +78,17 @@ fn login_form(lang: Lang, error: Option<&str>) -> String {
          <p><label>{password} <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label></p>\
          <p><label><input type=\"checkbox\" name=\"by_certificate\" value=\"on\"> {bycert}</label></p>\
          <p><button type=\"submit\">{enter}</button></p></form>\
+         <p><a id=\"by-certificate\" href=\"/login/certificate?lang={code}\">{bycert_link}</a></p>\
          <p><span>{register}</span> · <span>{restore}</span></p>",
         code = lang.code(),
         login = t("Логин", "Логин", "Login"),
         password = t("Пароль", "Құпиясөз", "Password"),
         bycert = t("По сертификату", "Сертификат бойынша", "By certificate"),
+        bycert_link = t(
+            "Войти по сертификату",
+            "Сертификатпен кіру",
+            "Sign in by certificate"
+        ),
         enter = t("Вход", "Кіру", "Sign in"),
         register = t(
             "Дистанционная регистрация",
@@ -125,7 +132,7 @@ async fn login(
     let lang = q.lang();
     let result = match page_form(form) {
         Ok(form) if form.by_certificate.is_some() => {
-            blocking(&state, move |ca| ca.login_certificate(&chain.0)).await
+            crate::web::login_by_certificate(&state, chain).await
         }
         Ok(form) => {
             blocking(&state, move |ca| {
@@ -136,6 +143,24 @@ async fn login(
         Err(e) => Err(e),
     };
     match result {
+        Ok(session) => redirect_with_cookie(
+            &format!("/cabinet?lang={}", lang.code()),
+            &session.token,
+            session.expires_in,
+        ),
+        Err(e) => html(e.status_code().0, login_form(lang, Some(&e.to_string()))),
+    }
+}
+
+/// «По сертификату» as a link: the browser's TLS client certificate logs in and the cabinet
+/// opens; a refusal shows the login page with the reason.
+async fn login_certificate(
+    State(state): State<AppState>,
+    Query(q): Query<LangQuery>,
+    Extension(chain): Extension<PeerChain>,
+) -> Response {
+    let lang = q.lang();
+    match crate::web::login_by_certificate(&state, chain).await {
         Ok(session) => redirect_with_cookie(
             &format!("/cabinet?lang={}", lang.code()),
             &session.token,

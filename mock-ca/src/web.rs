@@ -124,12 +124,21 @@ async fn login_certificate(
     State(state): State<AppState>,
     Extension(chain): Extension<PeerChain>,
 ) -> Result<Response> {
-    let session = blocking(&state, move |ca| ca.login_certificate(&chain.0)).await;
+    Ok(with_cookie(login_by_certificate(&state, chain).await?))
+}
+
+/// «Вход по сертификату» for the API and the pages alike: the TLS client certificate's chain
+/// checked by the CA, and the outcome in the CA's log.
+pub(crate) async fn login_by_certificate(
+    state: &AppState,
+    chain: PeerChain,
+) -> Result<kilt_protocol::ca::Session> {
+    let session = blocking(state, move |ca| ca.login_certificate(&chain.0)).await;
     match &session {
         Ok(s) => tracing::info!(login = %s.user.login, "login by certificate"),
         Err(e) => tracing::info!(reason = %e, "login by certificate refused"),
     }
-    Ok(with_cookie(session?))
+    session
 }
 
 /// End the session
