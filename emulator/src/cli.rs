@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use cryptoki_sys::*;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit status for a failed command (clap uses 2 for bad usage).
 pub const EXIT_FAILURE: i32 = 1;
@@ -133,6 +133,19 @@ pub enum Command {
     },
     /// Print the absolute path of libkilt_pkcs11.so.
     ModulePath,
+    /// Register libkilt_pkcs11.so with p11-kit, so p11tool, GnuTLS and other p11-kit-aware
+    /// programs find the token without its path (~/.config/pkcs11/modules/kilt.module).
+    Register {
+        /// For every user: /etc/pkcs11/modules/kilt.module (needs root).
+        #[arg(long)]
+        system: bool,
+    },
+    /// Remove the p11-kit registration `register` wrote.
+    Unregister {
+        /// The system-wide one.
+        #[arg(long)]
+        system: bool,
+    },
     /// List built-in device profiles.
     Profiles,
 }
@@ -177,6 +190,44 @@ pub fn run(token_dir: Option<PathBuf>, command: Command, out: &mut dyn Write) ->
     match command {
         Command::ModulePath => {
             writeln!(out, "{}", module_path()?.display()).ok();
+            Ok(())
+        }
+        Command::Register { system } => {
+            let dir = registration_dir(system)?;
+            let module = module_path()?;
+            let path = crate::p11kit::register(&dir, &module).map_err(|e| {
+                CliError(format!(
+                    "cannot write {}: {e}{}",
+                    dir.join(crate::p11kit::FILE_NAME).display(),
+                    if system { "; --system needs root" } else { "" }
+                ))
+            })?;
+            writeln!(
+                out,
+                "registered {} with p11-kit in {}; check with `p11-kit list-modules`",
+                module.display(),
+                path.display()
+            )
+            .ok();
+            Ok(())
+        }
+        Command::Unregister { system } => {
+            let dir = registration_dir(system)?;
+            match crate::p11kit::unregister(&dir) {
+                Ok(Some(path)) => writeln!(out, "removed {}", path.display()).ok(),
+                Ok(None) => writeln!(
+                    out,
+                    "kilt was not registered: there is no {}",
+                    dir.join(crate::p11kit::FILE_NAME).display()
+                )
+                .ok(),
+                Err(e) => {
+                    return fail(format!(
+                        "cannot remove the registration in {}: {e}",
+                        dir.display()
+                    ));
+                }
+            };
             Ok(())
         }
         Command::Profiles => {
@@ -294,6 +345,25 @@ pub fn plug(config: Config, sel: &TokenSel, present: bool, out: &mut dyn Write) 
 /// Absolute path of `libkilt_pkcs11.so` (see [`kilt_console::module_path`]).
 pub fn module_path() -> R<PathBuf> {
     Ok(kilt_console::module_path()?)
+}
+
+/// Where `register` writes: the system folder, or the user's under `$HOME`.
+fn registration_dir(system: bool) -> R<PathBuf> {
+    if system {
+        return Ok(PathBuf::from(crate::p11kit::SYSTEM_DIR));
+    }
+    if crate::p11kit::running_as_root() {
+        return fail(
+            "p11-kit reads no per-user module files in programs running as root; \
+             register for every user with `kilt-token register --system`",
+        );
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Ok(crate::p11kit::user_dir(Path::new(&home))),
+        None => {
+            fail("HOME is not set, so there is no user configuration to register in; use --system")
+        }
+    }
 }
 
 /// The slot and token a control command (plug, latency, fault) acts on.

@@ -535,7 +535,7 @@ impl Emulator {
             .map(|t| t.profile().clone())
             .unwrap_or_else(|| self.config.profile.clone());
         Ok(SlotInfo {
-            description: profile.slot_description.clone(),
+            description: profile.reader_description(id),
             manufacturer: profile.manufacturer.clone(),
             token_present: slot.presence()?.0,
             hardware_version: (profile.hardware_version[0], profile.hardware_version[1]),

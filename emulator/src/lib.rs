@@ -42,6 +42,7 @@ pub mod crypto;
 pub mod emulator;
 pub mod error;
 pub mod object;
+pub mod p11kit;
 pub mod pin;
 pub mod profile;
 pub mod store;

@@ -194,11 +194,56 @@ impl Profile {
     pub fn atr_bytes(&self) -> Option<Vec<u8>> {
         hex_bytes(&self.atr)
     }
+
+    /// The description of slot `index` as pcsc-lite names the `index`-th reader of one kind:
+    /// `"<reader> %02X %02X"` with the reader's number and the slot in it (pcsc-lite
+    /// `readerfactory.c`, `RFSetReaderName`), so a second JaCarta is `"… JaCarta 01 00"` as NSS
+    /// and `modutil -list` show it with real devices. A description not ending in two hex pairs
+    /// is used as it is.
+    pub fn reader_description(&self, index: u64) -> String {
+        let d = &self.slot_description;
+        let pair = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit());
+        match d
+            .len()
+            .checked_sub(6)
+            .and_then(|at| d.get(at..).map(|t| (at, t)))
+        {
+            Some((at, tail))
+                if tail.starts_with(' ')
+                    && pair(&tail[1..3])
+                    && &tail[3..4] == " "
+                    && pair(&tail[4..]) =>
+            {
+                format!("{} {index:02X} {}", &d[..at], &tail[4..])
+            }
+            _ => d.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_named_like_pcsc_readers_of_one_kind() {
+        let mut p = Profile::default_profile();
+        assert_eq!(p.reader_description(0), "Aladdin R.D. JaCarta 00 00");
+        assert_eq!(p.reader_description(1), "Aladdin R.D. JaCarta 01 00");
+        assert_eq!(p.reader_description(0x1b), "Aladdin R.D. JaCarta 1B 00");
+        p.slot_description = "Reader 0A 01".into();
+        assert_eq!(p.reader_description(2), "Reader 02 01");
+        for free in [
+            "Reader",
+            "Reader 0G 00",
+            "Reader 000 00",
+            "00 00",
+            "Ридер 00 0",
+        ] {
+            p.slot_description = free.into();
+            assert_eq!(p.reader_description(5), free);
+        }
+    }
 
     #[test]
     fn builtin_profiles_parse_and_carry_the_device_identity() {

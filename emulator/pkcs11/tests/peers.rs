@@ -368,3 +368,257 @@ fn kilt_token_removal_is_seen_by_pkcs11_tool() {
     let slots = ok(d, "pkcs11-tool", &["--module", &m, "--list-slots"]);
     assert!(slots.contains("token label        : peer"), "{slots}");
 }
+
+/// Removes kilt's p11-kit registration when the test ends, however it ends.
+struct Registered {
+    dir: PathBuf,
+    args: Vec<&'static str>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut args = vec!["unregister"];
+        args.extend(&self.args);
+        run(&self.dir, kilt_token().to_str().unwrap(), &args);
+    }
+}
+
+#[test]
+fn kilt_token_register_makes_p11_kit_programs_find_the_token() {
+    if !have("p11-kit") || !have("p11tool") || !have("pkcs11-tool") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    token_with_key(d);
+    let t = kilt_token();
+    let t = t.to_str().unwrap();
+    // p11-kit reads no per-user files for root (CI): there the registration is system-wide.
+    let home = d.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let system = kilt_emulator::p11kit::running_as_root();
+    let args: Vec<&'static str> = if system { vec!["--system"] } else { vec![] };
+    let in_home = |program: &str, a: &[&str]| {
+        let out = Command::new(program)
+            .args(a)
+            .env("KILT_TOKEN_DIR", d)
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let before = in_home("p11-kit", &["list-modules"]);
+    assert!(!before.lines().any(|l| l.starts_with("kilt:")), "{before}");
+
+    if system {
+        let refused = in_home(t, &["register"]);
+        assert!(refused.contains("--system"), "{refused}");
+    }
+    let mut register = vec![t, "register"];
+    register.extend(&args);
+    let said = in_home(register[0], &register[1..]);
+    assert!(said.contains("registered"), "{said}");
+    let _registered = Registered {
+        dir: d.to_path_buf(),
+        args: args.clone(),
+    };
+    let modules = in_home("p11-kit", &["list-modules"]);
+    // kilt's entry: its "kilt: PATH" line and the indented lines under it.
+    let kilt: String = modules
+        .lines()
+        .skip_while(|l| !l.starts_with("kilt: "))
+        .take_while(|l| l.starts_with("kilt: ") || l.starts_with(' '))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        kilt.contains("libkilt_pkcs11.so"),
+        "kilt is not listed:\n{modules}"
+    );
+    assert!(
+        kilt.contains("token: peer") && kilt.contains("model: JaCarta PKI"),
+        "{kilt}"
+    );
+    // No --provider: p11tool finds the token through p11-kit alone.
+    let tokens = in_home("p11tool", &["--list-tokens"]);
+    assert!(
+        tokens.contains("token=peer") && tokens.contains("Model: JaCarta PKI"),
+        "{tokens}"
+    );
+
+    let mut unregister = vec![t, "unregister"];
+    unregister.extend(&args);
+    assert!(in_home(unregister[0], &unregister[1..]).contains("removed"));
+    let after = in_home("p11tool", &["--list-tokens"]);
+    assert!(!after.contains("token=peer"), "{after}");
+}
+
+#[test]
+fn nss_lists_both_slots_as_pcsc_names_readers() {
+    if !have("modutil") || !have("certutil") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = token_with_key(d);
+    let db = format!("sql:{}", d.display());
+    ok(d, "certutil", &["-N", "-d", &db, "--empty-password"]);
+    ok(
+        d,
+        "modutil",
+        &["-dbdir", &db, "-add", "kilt", "-libfile", &m, "-force"],
+    );
+    let list = ok(d, "modutil", &["-dbdir", &db, "-list", "kilt"]);
+    // The token's slot and the spare one, numbered like two readers of one kind.
+    assert!(list.contains("Aladdin R.D. JaCarta 00 00"), "{list}");
+    assert!(list.contains("Aladdin R.D. JaCarta 01 00"), "{list}");
+    assert!(
+        list.contains("Token Name: peer") || list.contains("token: peer"),
+        "{list}"
+    );
+}
+
+#[test]
+fn java_signs_through_sunpkcs11_and_a_wrong_pin_costs_one_try() {
+    if !have("java") || !have("keytool") || !have("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = token_with_key(d);
+    let file = |n: &str| d.join(n).display().to_string();
+    // A key and certificate as a CA would have issued them, written with kilt-token import.
+    ok(
+        d,
+        "openssl",
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &file("java.key"),
+        ],
+    );
+    ok(
+        d,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            &file("java.key"),
+            "-subj",
+            "/CN=ТЕСТОВ ТЕСТ",
+            "-utf8",
+            "-days",
+            "30",
+            "-out",
+            &file("java.pem"),
+        ],
+    );
+    let t = kilt_token();
+    ok(
+        d,
+        t.to_str().unwrap(),
+        &[
+            "import",
+            "--cert",
+            &file("java.pem"),
+            "--key",
+            &file("java.key"),
+            "--id",
+            "02",
+            "--label",
+            "java",
+            "--pin-source",
+            "env:USER_PIN",
+        ],
+    );
+    // The README's configuration file and keytool line.
+    std::fs::write(
+        d.join("kilt.cfg"),
+        format!("name = kilt\nlibrary = {m}\nslot = 0\n"),
+    )
+    .unwrap();
+    let listed = ok(
+        d,
+        "keytool",
+        &[
+            "-list",
+            "-storetype",
+            "PKCS11",
+            "-providername",
+            "SunPKCS11-kilt",
+            "-addprovider",
+            "SunPKCS11",
+            "-providerArg",
+            &file("kilt.cfg"),
+            "-storepass",
+            PIN,
+        ],
+    );
+    assert!(listed.contains("java, PrivateKeyEntry"), "{listed}");
+
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/KiltSign.java");
+    let program = program.to_str().unwrap();
+    std::fs::write(d.join("doc.txt"), "подписано в Java").unwrap();
+    let sign = |pin: &str| {
+        run(
+            d,
+            "java",
+            &[
+                program,
+                &file("kilt.cfg"),
+                pin,
+                "java",
+                &file("doc.txt"),
+                &file("doc.sig"),
+                &file("cert.der"),
+            ],
+        )
+    };
+    let signed = sign(PIN);
+    assert!(signed.status.success(), "{signed:?}");
+    ok(
+        d,
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            &file("cert.der"),
+            "-pubkey",
+            "-noout",
+            "-out",
+            &file("pub.pem"),
+        ],
+    );
+    let verified = ok(
+        d,
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &file("pub.pem"),
+            "-signature",
+            &file("doc.sig"),
+            &file("doc.txt"),
+        ],
+    );
+    assert!(verified.contains("Verified OK"), "{verified}");
+
+    let refused = sign("0000000000");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("javax.security.auth.login.FailedLoginException")
+            && said.contains("CKR_PIN_INCORRECT"),
+        "{said}"
+    );
+    let slots = ok(d, t.to_str().unwrap(), &["slots"]);
+    assert!(slots.contains("user PIN: 9 tries left"), "{slots}");
+}

@@ -29,8 +29,20 @@ fn the_token_says_it_is_a_jacarta() {
     assert_eq!(t.label(), "identity");
     assert!(t.user_pin_initialized() && t.login_required() && t.rng());
     let si = p.get_slot_info(slot).unwrap();
-    assert_eq!(si.slot_description(), "Aladdin R.D. JaCarta 00 00");
+    // Named as pcsc-lite names the n-th reader of a kind ("… 00 00", "… 01 00", …).
+    assert_eq!(
+        si.slot_description(),
+        format!("Aladdin R.D. JaCarta {:02X} 00", slot.id())
+    );
     assert!(si.removable_device() && si.token_present());
+    let all: Vec<String> = p
+        .get_all_slots()
+        .unwrap()
+        .into_iter()
+        .map(|s| p.get_slot_info(s).unwrap().slot_description().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "{all:?}");
     let mechs = p.get_mechanism_list(slot).unwrap();
     for m in [
         cryptoki::mechanism::MechanismType::ECC_KEY_PAIR_GEN,
