@@ -82,4 +82,19 @@ mod tests {
         assert!(!path.exists());
         assert_eq!(unregister(&dir).unwrap(), None);
     }
+
+    #[test]
+    fn a_registration_that_cannot_be_removed_is_an_error_not_absent() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = user_dir(home.path());
+        std::fs::create_dir_all(dir.join(FILE_NAME)).unwrap();
+        assert!(unregister(&dir).is_err());
+    }
+
+    #[test]
+    fn root_is_who_id_says() {
+        let out = std::process::Command::new("id").arg("-u").output().unwrap();
+        let uid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(running_as_root(), uid == "0", "id -u: {uid}");
+    }
 }

@@ -772,3 +772,37 @@ async fn pages_show_the_menu_and_the_cabinet_in_three_languages() {
             .contains("wrong login or password")
     );
 }
+
+#[tokio::test]
+async fn the_certificate_link_logs_in_by_the_tls_certificate_or_says_why_not() {
+    let ca = start().await;
+    let (certs, auth_key, _) = provisioned(&ca).await;
+    let client = ca.with_cert(&certs[0].pem, &auth_key);
+    let page = client.get(ca.api("/?lang=en")).send().await.unwrap();
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("href=\"/login/certificate?lang=en\"")
+    );
+    let resp = client
+        .get(ca.api("/login/certificate?lang=kk"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/cabinet?lang=kk");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("kilt_ca_session=") && cookie.contains("HttpOnly"));
+    // No client certificate: the login page again, with the reason, and no session.
+    let resp = ca
+        .anonymous()
+        .get(ca.api("/login/certificate?lang=en"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("carries no client certificate"), "{page}");
+}
