@@ -84,18 +84,8 @@ fn run(program: &str, args: &[&str]) {
 /// Headless Chromium as the machine's probe starts it, with HOME (its NSS database) and the
 /// module's PIN cache; what it printed, or a failure when it has not finished within a minute.
 fn chromium(home: &Path, profile: &Path, args: &[&str], url: &str) -> String {
-    let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+    let mut child = kilt_test_support::headless_chromium(profile)
+        .expect("chromium, checked by the parent test")
         .args(args)
         .arg(url)
         .env("HOME", home)

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use kilt_protocol::Lang;
@@ -13,35 +12,16 @@ use kilt_protocol::bank::Status;
 
 /// Renders `url` in headless Chromium; returns the DOM and writes a screenshot to `png`.
 fn chromium(url: &str, png: &Path) -> Option<String> {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let Some(chromium) = chromium else {
-        assert!(
-            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "Chromium is required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
-        );
-        eprintln!("skipping: chromium is not installed");
-        return None;
-    };
     let profile = tempfile::tempdir().unwrap();
-    // The flags the machine notes give for a closed network, plus our self-signed TLS.
-    let common = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--ignore-certificate-errors",
-        "--window-size=1200,700",
-    ];
-    let user_data = format!("--user-data-dir={}", profile.path().display());
-    let shot = Command::new(chromium)
-        .args(common)
-        .arg(&user_data)
+    // Our self-signed TLS, and a window the pages fit.
+    let browser = || {
+        kilt_test_support::headless_chromium(profile.path()).map(|mut c| {
+            c.args(["--ignore-certificate-errors", "--window-size=1200,700"]);
+            c
+        })
+    };
+    let mut shot = browser()?;
+    let shot = shot
         .arg(format!("--screenshot={}", png.display()))
         .arg(url)
         .output()
@@ -51,13 +31,7 @@ fn chromium(url: &str, png: &Path) -> Option<String> {
         "chromium --screenshot failed: {}",
         String::from_utf8_lossy(&shot.stderr)
     );
-    let dom = Command::new(chromium)
-        .args(common)
-        .arg(&user_data)
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .unwrap();
+    let dom = browser()?.arg("--dump-dom").arg(url).output().unwrap();
     assert!(
         dom.status.success(),
         "chromium --dump-dom failed: {}",

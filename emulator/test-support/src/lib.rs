@@ -342,6 +342,37 @@ pub fn card_present(reader: &str) -> bool {
         && states[0].event_state().contains(pcsc::State::PRESENT)
 }
 
+/// Debian's Chromium, headless, with the flags a closed network needs (no background traffic,
+/// no component updates, no sync: otherwise it keeps trying Google's hosts) and a profile of
+/// its own in `profile`. `None` when it is not installed (a failure under `KILT_REQUIRE_PEERS=1`).
+pub fn headless_chromium(profile: &Path) -> Option<Command> {
+    let program = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(program) = program else {
+        assert!(
+            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "Chromium is required (KILT_REQUIRE_PEERS=1); run scripts/ensure-deps"
+        );
+        eprintln!("skipping: chromium is not installed");
+        return None;
+    };
+    let mut command = Command::new(program);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()));
+    Some(command)
+}
+
 /// `cargo tree -p PACKAGE --prefix none ARGS…` of this workspace: the dependency names a build
 /// of PACKAGE carries (for tests that hold a crate to what it may link).
 pub fn cargo_tree(package: &str, args: &[&str]) -> String {
@@ -396,14 +427,17 @@ pub async fn assert_serves_exactly(
     let unrouted = |status: u16, body: &str| {
         status == 405 || (status == 404 && body.contains("the routes are in /openapi.json"))
     };
-    for (method, path) in &ours {
+    let probe = |method: String, path: String| async move {
         let response = client
             .request(method.parse().expect("a method"), format!("{base}{path}"))
             .send()
             .await
             .expect("the listener answers");
         let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        (status, response.text().await.unwrap_or_default())
+    };
+    for (method, path) in &ours {
+        let (status, body) = probe(method.clone(), path.clone()).await;
         assert!(
             !unrouted(status, &body),
             "{method} {path} is documented but not served: {status} {body}"
@@ -413,13 +447,7 @@ pub async fn assert_serves_exactly(
         if ours.iter().any(|(_, p)| *p == path) {
             continue;
         }
-        let response = client
-            .request(method.parse().expect("a method"), format!("{base}{path}"))
-            .send()
-            .await
-            .expect("the listener answers");
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        let (status, body) = probe(method.clone(), path.clone()).await;
         assert!(
             unrouted(status, &body),
             "{method} {path} is served here but documented only on the other listener: {status}"
