@@ -195,7 +195,8 @@ pub const PCSC_PEERS: [&str; 2] = [
 ];
 
 /// pcscd for a test: the one running, or one started as the test's child (a container has no
-/// service manager) and stopped when this is dropped. Waits until vpcd listens.
+/// service manager) and stopped when this is dropped. Waits until vpcd listens and pcscd takes
+/// clients.
 pub struct Pcscd(Option<Child>);
 
 impl Pcscd {
@@ -216,10 +217,14 @@ impl Pcscd {
                 .expect("pcscd starts")
         });
         let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(VPCD).is_err() {
+        // pcscd opens vpcd's port while loading its readers, before its own client socket: a
+        // client in between hears "pcscd is not running". Both must answer.
+        while std::net::TcpStream::connect(VPCD).is_err()
+            || pcsc::Context::establish(pcsc::Scope::User).is_err()
+        {
             assert!(
                 start.elapsed() < std::time::Duration::from_secs(10),
-                "vpcd does not listen on {VPCD}"
+                "pcscd does not answer, or vpcd does not listen on {VPCD}"
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
