@@ -1,6 +1,7 @@
-//! `kilt-bench`: the signing rate of raw `p256`, the kilt module and SoftHSM2, measured side by
-//! side in ONE run with rounds interleaved (so machine noise hits all alike), as the median of the
-//! rounds; plus two threads on kilt and finding one object among 10,000.
+//! `kilt-bench`: the signing rate of raw `p256`, raw aws-lc-rs, the kilt module and SoftHSM2, and
+//! the P-256 key-pair generation rate of both modules, measured side by side in ONE run with
+//! rounds interleaved (so machine noise hits all alike), as the median of the rounds; plus two
+//! threads on kilt and finding one object among 10,000.
 //!
 //! ```no_run
 //! let report = kilt_benches::measure(&kilt_benches::Settings::quick(
@@ -41,6 +42,8 @@ pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const TARGET_VS_SOFTHSM: f64 = 1.5;
 pub const TARGET_THREADS: f64 = 1.8;
 pub const TARGET_FIND_US: f64 = 1000.0;
+/// Issue 16's goal for session-object key generation against SoftHSM2.
+pub const TARGET_KEYGEN_VS_SOFTHSM: f64 = 2.0;
 
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
@@ -91,9 +94,14 @@ impl Settings {
 #[derive(Clone, Debug, Serialize)]
 pub struct Rates {
     pub p256: f64,
+    /// aws-lc-rs signing a 32-byte digest in process: the backend kilt signs with, bare.
+    pub aws_lc_rs: f64,
     pub emulator: f64,
     pub emulator_2_threads: f64,
     pub softhsm2: Option<f64>,
+    /// P-256 key pairs per second as session objects, each destroyed again (both halves).
+    pub keygen_emulator: f64,
+    pub keygen_softhsm2: Option<f64>,
 }
 
 /// The report.
@@ -102,7 +110,8 @@ pub struct Report {
     pub rounds: usize,
     pub round_ms: u128,
     pub rates: Rates,
-    /// `emulator/softhsm2` and `emulator/p256`.
+    /// `emulator/softhsm2`, `emulator/p256`, `emulator/aws-lc-rs` and
+    /// `keygen emulator/softhsm2`.
     pub ratios: serde_json::Map<String, serde_json::Value>,
     pub threads_ratio: f64,
     pub find_one_of_10000_us: f64,
@@ -141,6 +150,7 @@ impl Report {
             self.rounds, self.round_ms
         );
         out += &row("p256 (raw, in process)", Some(r.p256));
+        out += &row("aws-lc-rs (raw, in process)", Some(r.aws_lc_rs));
         out += &row("kilt emulator via cryptoki", Some(r.emulator));
         out += &row("softhsm2 via cryptoki", r.softhsm2);
         out += &row(
@@ -152,6 +162,21 @@ impl Report {
             ratio("emulator/softhsm2")
         );
         out += &format!("  ratio emulator/p256     = {}\n", ratio("emulator/p256"));
+        out += &format!(
+            "  ratio emulator/aws-lc-rs = {}\n",
+            ratio("emulator/aws-lc-rs")
+        );
+        let pairs = |name: &str, v: Option<f64>| match v {
+            Some(v) => format!("  {name:<40} {v:>10.0} key pairs/s\n"),
+            None => format!("  {name:<40} {:>10}\n", "n/a (not installed)"),
+        };
+        out += "P-256 key pairs, session objects (generate, then destroy both):\n";
+        out += &pairs("kilt emulator via cryptoki", Some(r.keygen_emulator));
+        out += &pairs("softhsm2 via cryptoki", r.keygen_softhsm2);
+        out += &format!(
+            "  ratio keygen emulator/softhsm2 = {} (target ≥ {TARGET_KEYGEN_VS_SOFTHSM})\n",
+            ratio("keygen emulator/softhsm2")
+        );
         out += &format!(
             "  2 threads / 1 thread    = {:.2} (target ≥ {TARGET_THREADS})\n",
             self.threads_ratio
@@ -244,6 +269,27 @@ fn sign_rate(m: &Target, d: Duration) -> Result<f64> {
     }))
 }
 
+/// Key pairs per second as session objects, each destroyed again, as a loop of a test suite or
+/// a load test makes them.
+fn keygen_rate(m: &Target, d: Duration) -> Result<f64> {
+    let s = m.pkcs11.open_rw_session(m.slot)?;
+    Ok(rate(d, || {
+        let (public, private) = s
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[Attribute::Token(false), Attribute::EcParams(P256.to_vec())],
+                &[
+                    Attribute::Token(false),
+                    Attribute::Sign(true),
+                    Attribute::Sensitive(true),
+                ],
+            )
+            .expect("key pair");
+        s.destroy_object(public).expect("destroy");
+        s.destroy_object(private).expect("destroy");
+    }))
+}
+
 fn two_thread_rate(m: &Target, d: Duration) -> Result<f64> {
     let rates: Vec<f64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2).map(|_| scope.spawn(|| sign_rate(m, d))).collect();
@@ -284,11 +330,26 @@ pub fn measure(settings: &Settings) -> Result<Report> {
     let softhsm = settings.softhsm_module.as_deref().map(open).transpose()?;
     let raw = p256::ecdsa::SigningKey::from_slice(&[0x11; 32])?;
     let digest = [0x42u8; 32];
-    let (mut p, mut k, mut k2, mut h) = (vec![], vec![], vec![], vec![]);
+    let aws = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    )
+    .map_err(|_| anyhow!("aws-lc-rs key generation failed"))?;
+    let aws_digest =
+        aws_lc_rs::digest::Digest::import_less_safe(&digest, &aws_lc_rs::digest::SHA256)
+            .map_err(|_| anyhow!("aws-lc-rs digest import failed"))?;
+    let (mut p, mut a, mut k, mut k2, mut h) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut gk, mut gh) = (vec![], vec![]);
     for _ in 0..settings.rounds {
         p.push(rate(settings.round, || {
             let _: p256::ecdsa::Signature = raw.sign_prehash(&digest).expect("p256");
         }));
+        a.push(rate(settings.round, || {
+            aws.sign_digest(&aws_digest).expect("aws-lc-rs");
+        }));
+        gk.push(keygen_rate(&kilt.target, settings.round)?);
+        if let Some(sh) = &softhsm {
+            gh.push(keygen_rate(&sh.target, settings.round)?);
+        }
         k.push(sign_rate(&kilt.target, settings.round)?);
         if let Some(sh) = &softhsm {
             h.push(sign_rate(&sh.target, settings.round)?);
@@ -297,9 +358,12 @@ pub fn measure(settings: &Settings) -> Result<Report> {
     }
     let rates = Rates {
         p256: median(p),
+        aws_lc_rs: median(a),
         emulator: median(k),
         emulator_2_threads: median(k2),
         softhsm2: (!h.is_empty()).then(|| median(h)),
+        keygen_emulator: median(gk),
+        keygen_softhsm2: (!gh.is_empty()).then(|| median(gh)),
     };
     let mut ratios = serde_json::Map::new();
     ratios.insert(
@@ -309,6 +373,16 @@ pub fn measure(settings: &Settings) -> Result<Report> {
             .map_or(serde_json::Value::Null, |s| (rates.emulator / s).into()),
     );
     ratios.insert("emulator/p256".into(), (rates.emulator / rates.p256).into());
+    ratios.insert(
+        "emulator/aws-lc-rs".into(),
+        (rates.emulator / rates.aws_lc_rs).into(),
+    );
+    ratios.insert(
+        "keygen emulator/softhsm2".into(),
+        rates.keygen_softhsm2.map_or(serde_json::Value::Null, |s| {
+            (rates.keygen_emulator / s).into()
+        }),
+    );
     let card = settings
         .card
         .as_ref()

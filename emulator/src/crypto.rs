@@ -35,7 +35,11 @@ pub trait EcdsaSigner: Send + Sync {
 /// A P-256 private key held in memory while the user is logged in.
 pub struct EcPrivateKey {
     fast: EcdsaKeyPair,
-    portable: p256::ecdsa::SigningKey,
+    scalar: Zeroizing<[u8; 32]>,
+    /// The portable signer, made the first time a digest needs it (not 32 bytes long): building
+    /// it computes the public point again in pure Rust, which is most of a key generation's
+    /// cost, and almost no key ever needs it.
+    portable: std::sync::OnceLock<p256::ecdsa::SigningKey>,
 }
 
 impl std::fmt::Debug for EcPrivateKey {
@@ -49,37 +53,64 @@ impl EcPrivateKey {
     pub fn generate() -> Result<Self> {
         let fast = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|_| Error::DeviceError("key generation failed".into()))?;
-        let scalar = fast
+        let be = fast
             .private_key()
             .as_be_bytes()
             .map_err(|_| Error::DeviceError("key generation failed".into()))?;
-        let portable = p256::ecdsa::SigningKey::from_slice(scalar.as_ref())
-            .map_err(|_| Error::DeviceError("key generation failed".into()))?;
-        Ok(EcPrivateKey { fast, portable })
+        let mut scalar = Zeroizing::new([0u8; 32]);
+        scalar.copy_from_slice(be.as_ref());
+        Ok(EcPrivateKey {
+            fast,
+            scalar,
+            portable: std::sync::OnceLock::new(),
+        })
     }
 
-    /// The key with this big-endian scalar.
+    /// The key with this big-endian scalar. The public point is computed by aws-lc from an
+    /// RFC 5915 `ECPrivateKey` without one (§3: `publicKey` is optional).
     pub fn from_scalar(scalar: &[u8]) -> Result<Self> {
-        let portable = p256::ecdsa::SigningKey::from_slice(scalar)
-            .map_err(|_| Error::AttributeValueInvalid(cryptoki_sys::CKA_VALUE))?;
-        let point = portable.verifying_key().to_encoded_point(false);
-        let fast = EcdsaKeyPair::from_private_key_and_public_key(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            scalar,
-            point.as_bytes(),
-        )
-        .map_err(|_| Error::AttributeValueInvalid(cryptoki_sys::CKA_VALUE))?;
-        Ok(EcPrivateKey { fast, portable })
+        use sec1::der::Encode;
+        let invalid = || Error::AttributeValueInvalid(cryptoki_sys::CKA_VALUE);
+        let mut fixed = Zeroizing::new([0u8; 32]);
+        if scalar.len() != fixed.len() {
+            return Err(invalid());
+        }
+        fixed.copy_from_slice(scalar);
+        let der = Zeroizing::new(
+            sec1::EcPrivateKey {
+                private_key: scalar,
+                parameters: None,
+                public_key: None,
+            }
+            .to_der()
+            .map_err(|_| invalid())?,
+        );
+        let fast = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+            .map_err(|_| invalid())?;
+        Ok(EcPrivateKey {
+            fast,
+            scalar: fixed,
+            portable: std::sync::OnceLock::new(),
+        })
     }
 
     /// The big-endian private scalar.
     pub fn scalar(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(self.portable.to_bytes().to_vec())
+        Zeroizing::new(self.scalar.to_vec())
     }
 
     /// The uncompressed public point `04 ‖ X ‖ Y`.
     pub fn public_point(&self) -> Vec<u8> {
         self.fast.public_key().as_ref().to_vec()
+    }
+
+    fn portable(&self) -> Result<&p256::ecdsa::SigningKey> {
+        if let Some(k) = self.portable.get() {
+            return Ok(k);
+        }
+        let k = p256::ecdsa::SigningKey::from_slice(self.scalar.as_ref())
+            .map_err(|_| Error::DeviceError("the key does not load".into()))?;
+        Ok(self.portable.get_or_init(|| k))
     }
 }
 
@@ -96,7 +127,7 @@ impl EcdsaSigner for EcPrivateKey {
             out.copy_from_slice(sig.as_ref());
             return Ok(out);
         }
-        P256Signer(&self.portable).sign_digest(digest)
+        P256Signer(self.portable()?).sign_digest(digest)
     }
 }
 
@@ -250,7 +281,32 @@ mod tests {
         let key = EcPrivateKey::generate().unwrap();
         let again = EcPrivateKey::from_scalar(&key.scalar()).unwrap();
         assert_eq!(key.public_point(), again.public_point());
-        assert!(EcPrivateKey::from_scalar(&[0u8; 32]).is_err());
+        assert_eq!(*key.scalar(), *again.scalar());
+        // The point aws-lc computes is the one pure-Rust p256 computes.
+        let portable = p256::ecdsa::SigningKey::from_slice(&key.scalar()).unwrap();
+        assert_eq!(
+            portable.verifying_key().to_encoded_point(false).as_bytes(),
+            again.public_point().as_slice()
+        );
+        // Zero, the group order n and beyond, and other lengths are no keys.
+        let n = hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551")
+            .unwrap();
+        for bad in [
+            vec![0u8; 32],
+            n,
+            vec![0xff; 32],
+            vec![1u8; 31],
+            vec![1u8; 33],
+        ] {
+            assert!(EcPrivateKey::from_scalar(&bad).is_err(), "{bad:02x?}");
+        }
+        // One below the order is a key.
+        let mut top =
+            hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632550")
+                .unwrap();
+        assert!(EcPrivateKey::from_scalar(&top).is_ok());
+        top[31] = 0x51;
+        assert!(EcPrivateKey::from_scalar(&top).is_err());
     }
 
     #[test]

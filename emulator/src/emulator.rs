@@ -748,7 +748,13 @@ impl Emulator {
             .session_objects
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, o| o.owner != h);
+            .retain(|handle, o| {
+                let keep = o.owner != h;
+                if !keep {
+                    s.token.forget_key(*handle);
+                }
+                keep
+            });
         if self.session_counts(entry.slot).0 == 0 {
             s.token.logout();
         }
@@ -1078,6 +1084,7 @@ impl Emulator {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&obj.0);
+                s.token.forget_key(obj.0);
                 Ok(())
             } else {
                 s.token.delete(obj.0)
@@ -1249,6 +1256,7 @@ impl Emulator {
             pub_obj.set_key_material(&point, None);
             priv_obj.set_key_material(&point, Some(sealed));
             let hs = self.store_new(s, vec![pub_obj, priv_obj])?;
+            s.token.remember_key(hs[1].0, std::sync::Arc::new(key));
             Ok((hs[0], hs[1]))
         })
     }

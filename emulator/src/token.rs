@@ -762,6 +762,22 @@ impl Token {
         Ok(k)
     }
 
+    /// Keeps a key just made for object `handle`, so its first use needs no unsealing.
+    pub fn remember_key(&self, handle: u64, key: Arc<EcPrivateKey>) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle, key);
+    }
+
+    /// Forgets the unsealed key of a session object that is gone.
+    pub fn forget_key(&self, handle: u64) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&handle);
+    }
+
     /// Unseals a private scalar for an extractable, non-sensitive key.
     pub fn reveal_private(&self, obj: &Object) -> Result<Zeroizing<Vec<u8>>> {
         let sealed = obj.secret.as_ref().ok_or(Error::KeyTypeInconsistent)?;
@@ -795,10 +811,7 @@ impl Token {
         self.store().delete_object(handle)?;
         self.bump_objects()?;
         self.cache_mut().objects.remove(&handle);
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&handle);
+        self.forget_key(handle);
         Ok(())
     }
 }
