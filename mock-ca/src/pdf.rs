@@ -1,8 +1,10 @@
 //! The application ("Заявление") for issued certificates as a one-page PDF.
 //!
-//! Cyrillic needs a real font: the TrueType file is embedded whole as a CIDFontType2 with
-//! `Identity-H` encoding (ISO 32000-1 §9.7.4), text is written as glyph ids, and a
-//! `ToUnicode` CMap (§9.10.3) maps them back so `pdftotext` and screen readers get the text.
+//! Cyrillic needs a real font: the TrueType file is embedded as a CIDFontType2 with `Identity-H`
+//! encoding (ISO 32000-1 §9.7.4), text is written as glyph ids, and a `ToUnicode` CMap (§9.10.3)
+//! maps them back so `pdftotext` and screen readers get the text. Only the glyphs the page uses
+//! are embedded (typst's `subsetter`), renumbered from 1, under a subset name `ABCDEF+Font`
+//! (§9.6.4): the whole DejaVu Sans is 740 KB, its page's subset a few kilobytes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,25 +52,32 @@ pub fn render(font_path: &Path, title: &str, lines: &[Line]) -> Result<Vec<u8>> 
     })?;
     let units = f32::from(face.units_per_em());
 
-    // Glyph ids used, with their widths and the characters they stand for.
+    // The glyphs the page uses, renumbered for the subset (0 stays .notdef), with their widths
+    // and the characters they stand for.
+    let glyph = |ch: char| {
+        face.glyph_index(ch)
+            .or_else(|| face.glyph_index('?'))
+            .map_or(0, |g| g.0)
+    };
+    let mut remapper = subsetter::GlyphRemapper::new();
     let mut used: BTreeMap<u16, (i64, char)> = BTreeMap::new();
+    for ch in lines.iter().flat_map(|l| l.text.chars()) {
+        let old = glyph(ch);
+        let new = remapper.remap(old);
+        let width = face
+            .glyph_hor_advance(ttf_parser::GlyphId(old))
+            .unwrap_or(0);
+        used.entry(new)
+            .or_insert(((f32::from(width) * 1000.0 / units).round() as i64, ch));
+    }
     let mut ops = vec![Operation::new("BT", vec![])];
     let y = PAGE_H - MARGIN;
     let mut first = true;
     for line in lines {
         let mut hex = Vec::with_capacity(line.text.len() * 2);
         for ch in line.text.chars() {
-            let gid = face
-                .glyph_index(ch)
-                .or_else(|| face.glyph_index('?'))
-                .map(|g| g.0)
-                .unwrap_or(0);
-            let width = face
-                .glyph_hor_advance(ttf_parser::GlyphId(gid))
-                .unwrap_or(0);
-            used.entry(gid)
-                .or_insert(((f32::from(width) * 1000.0 / units).round() as i64, ch));
-            hex.extend_from_slice(&gid.to_be_bytes());
+            let new = remapper.get(glyph(ch)).unwrap_or(0);
+            hex.extend_from_slice(&new.to_be_bytes());
         }
         let step = line.size * 1.45;
         ops.push(Operation::new("Tf", vec!["F1".into(), line.size.into()]));
@@ -91,15 +100,18 @@ pub fn render(font_path: &Path, title: &str, lines: &[Line]) -> Result<Vec<u8>> 
     let font_name = face
         .names()
         .into_iter()
-        .find(|n| n.name_id == ttf_parser::name_id::POST_SCRIPT_NAME)
-        .and_then(|n| n.to_string())
+        .filter(|n| n.name_id == ttf_parser::name_id::POST_SCRIPT_NAME)
+        // The first record may be Macintosh-encoded, which ttf-parser does not decode.
+        .find_map(|n| n.to_string())
         .unwrap_or_else(|| "EmbeddedFont".to_owned())
         .replace(' ', "");
+    let font_name = format!("{}+{font_name}", subset_tag(&used));
+    let subset = subsetter::subset(&font_bytes, 0, &remapper).map_err(|e| CaError::Font {
+        path: font_path.display().to_string(),
+        why: format!("cannot subset it: {e}"),
+    })?;
 
-    let mut file = Stream::new(
-        dictionary! { "Length1" => font_bytes.len() as i64 },
-        font_bytes.clone(),
-    );
+    let mut file = Stream::new(dictionary! { "Length1" => subset.len() as i64 }, subset);
     file.compress().map_err(|e| CaError::Pdf(e.to_string()))?;
     let file_id = doc.add_object(file);
     let bbox = face.global_bounding_box();
@@ -186,6 +198,20 @@ pub fn render(font_path: &Path, title: &str, lines: &[Line]) -> Result<Vec<u8>> 
     Ok(out)
 }
 
+/// The six capital letters that name a font subset (§9.6.4), from the glyphs it holds: the same
+/// page gives the same name, different glyph sets different ones.
+fn subset_tag(used: &BTreeMap<u16, (i64, char)>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+    for ch in used.values().map(|(_, c)| *c) {
+        for b in u32::from(ch).to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    (0..6)
+        .map(|i| char::from(b'A' + ((h >> (i * 8)) % 26) as u8))
+        .collect()
+}
+
 /// A text string for the document information dictionary: UTF-16BE with a BOM (§7.9.2.2).
 fn utf16be(text: &str) -> Vec<u8> {
     let mut out = vec![0xfe, 0xff];
@@ -235,6 +261,18 @@ mod tests {
         assert!(cmap.contains("<0123> <0416>"), "{cmap}");
         assert!(cmap.contains("<0042> <0041>"), "{cmap}");
         assert!(cmap.contains("2 beginbfchar"));
+    }
+
+    #[test]
+    fn subset_names_are_six_capitals_that_follow_the_glyphs() {
+        let mut used = BTreeMap::new();
+        used.insert(1, (600, 'Ж'));
+        let one = subset_tag(&used);
+        assert_eq!(one.len(), 6);
+        assert!(one.bytes().all(|b| b.is_ascii_uppercase()), "{one}");
+        assert_eq!(one, subset_tag(&used.clone()));
+        used.insert(2, (500, 'A'));
+        assert_ne!(one, subset_tag(&used));
     }
 
     #[test]

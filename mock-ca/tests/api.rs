@@ -558,6 +558,14 @@ async fn the_application_pdf_renders_with_cyrillic_name_and_serials() {
             "fingerprint missing:\n{text}"
         );
     }
+    // Only the page's glyphs are embedded: a subset (pdffonts: emb yes, sub yes), not the font.
+    let fonts = run("pdffonts", &[path.to_str().unwrap()]);
+    let row = fonts.lines().last().unwrap_or_default();
+    assert!(
+        row.contains("+DejaVuSans") && row.contains("CID TrueType") && row.contains("yes yes"),
+        "{fonts}"
+    );
+    assert!(pdf.len() < 40_000, "the application is {} bytes", pdf.len());
     run(
         "pdftoppm",
         &[
