@@ -277,6 +277,12 @@ mod tests {
     }
 
     #[test]
+    fn a_key_never_shows_its_scalar_in_debug() {
+        let key = EcPrivateKey::from_scalar(&[0x11; 32]).unwrap();
+        assert_eq!(format!("{key:?}"), "EcPrivateKey(..)");
+    }
+
+    #[test]
     fn a_key_survives_export_and_import_of_its_scalar() {
         let key = EcPrivateKey::generate().unwrap();
         let again = EcPrivateKey::from_scalar(&key.scalar()).unwrap();
