@@ -566,6 +566,12 @@ async fn the_application_pdf_renders_with_cyrillic_name_and_serials() {
         "{fonts}"
     );
     assert!(pdf.len() < 40_000, "the application is {} bytes", pdf.len());
+    let info = run("pdfinfo", &[path.to_str().unwrap()]);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Title:") && l.ends_with(&format!(" Заявление {}", request.id))),
+        "{info}"
+    );
     run(
         "pdftoppm",
         &[
