@@ -9,9 +9,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json, Router};
 use kilt_mock_server::openapi::{Listener, finish};
 use kilt_mock_server::web::ApiJson;
+use kilt_protocol::ErrorBody;
 use kilt_protocol::bank::{NewSubscriber, Profile, Provisioned, Regeneration, Reject};
 use kilt_protocol::ca::{Clock, ClockShift};
-use kilt_protocol::{Approval, ErrorBody, Faults};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -22,17 +22,15 @@ use crate::web::{AppState, LangQuery, SESSION_COOKIE, blocking, esc, layout, pro
 /// `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let routes = OpenApiRouter::new()
-        .routes(routes!(root))
         .routes(routes!(create_subscriber))
         .routes(routes!(profiles))
         .routes(routes!(regenerations))
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(clock, shift_clock))
-        .routes(routes!(faults, set_faults))
-        .routes(routes!(approval, set_approval))
         .routes(routes!(operator_page))
-        .routes(routes!(operator_action));
+        .routes(routes!(operator_action))
+        .merge(kilt_mock_server::steer::routes());
     let (routes, _) = finish(routes, crate::api_info(), Listener::Admin, SESSION_COOKIE);
     routes
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -44,15 +42,6 @@ pub fn router(state: AppState) -> Router {
 fn id(raw: &str) -> Result<i64> {
     raw.parse()
         .map_err(|_| BankError::InvalidInput(format!("regeneration id {raw:?} is not a number")))
-}
-
-/// The bank's root CA, PEM
-#[utoipa::path(
-    get, path = "/admin/root",
-    responses((status = 200, description = "The bank's root CA certificate, PEM", content_type = "application/x-pem-file"))
-)]
-async fn root(State(state): State<AppState>) -> Response {
-    kilt_mock_server::web::pem(state.bank.pki().root_pem())
 }
 
 /// A subscriber with a first certificate (provision a fresh token)
@@ -164,30 +153,6 @@ async fn shift_clock(
     Ok(Json(clock).into_response())
 }
 
-/// Fault knobs
-#[utoipa::path(
-    get, path = "/admin/faults",
-    responses((status = 200, description = "The fault knobs", body = Faults))
-)]
-async fn faults(State(state): State<AppState>) -> Json<Faults> {
-    Json(*state.faults.read().unwrap_or_else(|p| p.into_inner()))
-}
-
-/// Set fault knobs (clamped)
-#[utoipa::path(
-    put, path = "/admin/faults", request_body = Faults,
-    responses((status = 200, description = "The knobs as set, percentages clamped to 100 and latency to 60000 ms", body = Faults))
-)]
-async fn set_faults(
-    State(state): State<AppState>,
-    ApiJson(faults): ApiJson<Faults>,
-) -> Json<Faults> {
-    let faults = kilt_mock_server::http::clamp(faults);
-    *state.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
-    tracing::info!(?faults, "admin: fault knobs set");
-    Json(faults)
-}
-
 /// Operator page: profiles and requests with approve/reject
 #[utoipa::path(
     get, path = "/operator", params(("lang" = Option<String>, Query, description = "ru, kk or en; anything else shows Russian")),
@@ -291,29 +256,6 @@ async fn operator_action(
         Action::Reject { reason } => blocking(&state, move |b| b.reject(id, &reason, lang)).await?,
     };
     Ok(Redirect::to(&format!("/operator?lang={}", lang.code())).into_response())
-}
-
-/// Approval mode: whether new requests wait for the operator
-#[utoipa::path(
-    get, path = "/admin/approval",
-    responses((status = 200, description = "Whether new requests wait for the operator", body = Approval))
-)]
-async fn approval(State(state): State<AppState>) -> Json<Approval> {
-    Json(state.bank.approval().get())
-}
-
-/// Set the approval mode (manual: requests wait for approve or reject)
-#[utoipa::path(
-    put, path = "/admin/approval", request_body = Approval,
-    responses((status = 200, description = "The approval mode as set (manual: requests wait for approve or reject)", body = Approval))
-)]
-async fn set_approval(
-    State(state): State<AppState>,
-    ApiJson(approval): ApiJson<Approval>,
-) -> Json<Approval> {
-    state.bank.approval().set(approval);
-    tracing::info!(manual = approval.manual, "admin: approval mode set");
-    Json(approval)
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use kilt_mock_server::http::{
-    ClientAuth, Timeouts, accept_tls, clamp, faults_from_env, log_faults, spawn_plain, tls_config,
+    ClientAuth, Timeouts, accept_tls, faults_from_env, log_faults, spawn_plain, tls_config,
 };
 use kilt_protocol::Faults;
 use tokio::net::TcpListener;
@@ -127,11 +127,15 @@ pub async fn serve(mut config: Config) -> Result<Server> {
     let bank = tokio::task::spawn_blocking(move || Bank::open(&dir, settings))
         .await
         .map_err(|e| BankError::Internal(e.to_string()))??;
-    let faults = clamp(config.faults);
-    log_faults(ENV_PREFIX, faults);
+    let steer = kilt_mock_server::steer::Steer::new(
+        bank.pki().root_pem(),
+        config.faults,
+        bank.approval().clone(),
+    );
+    log_faults(ENV_PREFIX, steer.faults());
     let state = AppState {
         bank: Arc::new(bank),
-        faults: Arc::new(RwLock::new(faults)),
+        steer,
     };
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(
         tls_config(state.bank.pki(), ClientAuth::None).map_err(BankError::Pki)?,
@@ -141,7 +145,7 @@ pub async fn serve(mut config: Config) -> Result<Server> {
         listener,
         tls,
         crate::web::router(state.clone()),
-        state.faults.clone(),
+        state.steer.faults.clone(),
         config.timeouts,
         stopped.clone(),
     ));

@@ -1,20 +1,21 @@
 //! The bank's API, customer pages and operator page.
 
 use std::fmt::Write;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Json, Router, middleware};
 use kilt_mock_server::openapi::{Listener, finish};
+use kilt_mock_server::steer::Steer;
 use kilt_mock_server::web::ApiJson;
 use kilt_protocol::ErrorBody;
+use kilt_protocol::Lang;
 use kilt_protocol::bank::{
     Activate, Challenge, ChallengeRequest, IssuedCertificate, Login, Profile, Regeneration,
     Session, SignatureParams, Status, Submit,
 };
-use kilt_protocol::{Faults, Lang};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -29,8 +30,14 @@ pub const SESSION_COOKIE: &str = "kilt_bank_session";
 pub struct AppState {
     /// The bank.
     pub bank: Arc<Bank>,
-    /// Current fault knobs.
-    pub faults: Arc<RwLock<Faults>>,
+    /// The root, the fault knobs and the approval switch, as the shared admin routes steer them.
+    pub steer: Steer,
+}
+
+impl axum::extract::FromRef<AppState> for Steer {
+    fn from_ref(state: &AppState) -> Steer {
+        state.steer.clone()
+    }
 }
 
 /// Runs a bank call off the async workers (SQLite blocks).
@@ -100,7 +107,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = finish(routes, crate::api_info(), Listener::Public, SESSION_COOKIE);
     routes
         .layer(middleware::from_fn_with_state(
-            state.faults.clone(),
+            state.steer.faults.clone(),
             kilt_mock_server::http::fault_layer,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(

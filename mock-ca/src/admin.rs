@@ -10,18 +10,16 @@ use kilt_protocol::ErrorBody;
 use kilt_protocol::ca::{
     Certificate, Clock, ClockShift, NewUser, Provision, Reject, Request, RevokeRequest, User,
 };
-use kilt_protocol::{Approval, Faults};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::ca::parse_reason;
 use crate::error::{CaError, Result};
-use crate::server::{AppState, MAX_BODY, clamp};
+use crate::server::{AppState, MAX_BODY};
 use crate::web::{ApiJson, SESSION_COOKIE, blocking};
 
 /// The admin routes, each that of its handler's `#[utoipa::path]`, with `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let routes = OpenApiRouter::new()
-        .routes(routes!(root))
         .routes(routes!(create_user))
         .routes(routes!(provision))
         .routes(routes!(requests))
@@ -29,8 +27,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reject))
         .routes(routes!(revoke))
         .routes(routes!(clock, shift_clock))
-        .routes(routes!(faults, set_faults))
-        .routes(routes!(approval, set_approval));
+        .merge(kilt_mock_server::steer::routes());
     let (routes, _) = finish(routes, crate::api_info(), Listener::Admin, SESSION_COOKIE);
     routes
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -40,15 +37,6 @@ pub fn router(state: AppState) -> Router {
 fn id(raw: &str) -> Result<i64> {
     raw.parse()
         .map_err(|_| CaError::InvalidInput(format!("request id {raw:?} is not a number")))
-}
-
-/// Root CA certificate, PEM (admin listener)
-#[utoipa::path(
-    get, path = "/admin/root",
-    responses((status = 200, description = "The root CA certificate, PEM", content_type = "application/x-pem-file"))
-)]
-async fn root(State(state): State<AppState>) -> Response {
-    kilt_mock_server::web::pem(state.ca.pki().root_pem())
 }
 
 /// Create an account
@@ -182,51 +170,4 @@ async fn shift_clock(
     let clock = blocking(&state, move |ca| ca.shift_clock(shift.advance_days)).await?;
     tracing::info!(now = %clock.now, "admin: clock shifted");
     Ok(Json(clock).into_response())
-}
-
-/// Fault knobs
-#[utoipa::path(
-    get, path = "/admin/faults",
-    responses((status = 200, description = "The fault knobs", body = Faults))
-)]
-async fn faults(State(state): State<AppState>) -> Json<Faults> {
-    Json(state.faults())
-}
-
-/// Set fault knobs (clamped)
-#[utoipa::path(
-    put, path = "/admin/faults", request_body = Faults,
-    responses((status = 200, description = "The knobs as set, percentages clamped to 100 and latency to 60000 ms", body = Faults))
-)]
-async fn set_faults(
-    State(state): State<AppState>,
-    ApiJson(faults): ApiJson<Faults>,
-) -> Json<Faults> {
-    let faults = clamp(faults);
-    *state.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
-    tracing::info!(?faults, "admin: fault knobs set");
-    Json(faults)
-}
-
-/// Approval mode: whether new requests wait for the operator
-#[utoipa::path(
-    get, path = "/admin/approval",
-    responses((status = 200, description = "Whether new requests wait for the operator", body = Approval))
-)]
-async fn approval(State(state): State<AppState>) -> Json<Approval> {
-    Json(state.ca.approval().get())
-}
-
-/// Set the approval mode (manual: requests wait for approve or reject)
-#[utoipa::path(
-    put, path = "/admin/approval", request_body = Approval,
-    responses((status = 200, description = "The approval mode as set (manual: requests wait for approve or reject)", body = Approval))
-)]
-async fn set_approval(
-    State(state): State<AppState>,
-    ApiJson(approval): ApiJson<Approval>,
-) -> Json<Approval> {
-    state.ca.approval().set(approval);
-    tracing::info!(manual = approval.manual, "admin: approval mode set");
-    Json(approval)
 }

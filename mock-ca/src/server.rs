@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kilt_protocol::Faults;
@@ -14,10 +14,12 @@ use tokio::task::JoinHandle;
 
 use crate::ca::{Ca, DEFAULT_SESSION_SECONDS, DEFAULT_VALIDITY_DAYS, Settings};
 use crate::error::{CaError, Result};
+use axum::extract::FromRef;
 pub use kilt_mock_server::http::{
     ApprovalSwitch, ClientAuth, MAX_BODY, PeerChain, TimeoutArgs, Timeouts, accept_tls, clamp,
     fault_layer, faults_from_env, log_faults, spawn_plain, tls_config,
 };
+pub use kilt_mock_server::steer::Steer;
 
 /// Default API listener (TLS).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -104,14 +106,13 @@ impl Config {
 pub struct AppState {
     /// The CA.
     pub ca: Arc<Ca>,
-    /// Current fault knobs.
-    pub faults: Arc<RwLock<Faults>>,
+    /// The root, the fault knobs and the approval switch, as the shared admin routes steer them.
+    pub steer: Steer,
 }
 
-impl AppState {
-    /// The current fault knobs.
-    pub fn faults(&self) -> Faults {
-        *self.faults.read().unwrap_or_else(|p| p.into_inner())
+impl FromRef<AppState> for Steer {
+    fn from_ref(state: &AppState) -> Steer {
+        state.steer.clone()
     }
 }
 
@@ -148,7 +149,7 @@ impl Server {
 
     /// Current fault knobs.
     pub fn faults(&self) -> Faults {
-        self.state.faults()
+        self.state.steer.faults()
     }
 
     /// Stops accepting, closes open connections and waits for the tasks.
@@ -202,11 +203,11 @@ pub async fn serve(config: Config) -> Result<Server> {
     let ca = tokio::task::spawn_blocking(move || Ca::open(&dir, settings))
         .await
         .map_err(|e| CaError::tls(format!("start-up task failed: {e}")))??;
-    let faults = clamp(config.faults);
-    log_faults("KILT_CA", faults);
+    let steer = Steer::new(ca.pki().root_pem(), config.faults, ca.approval().clone());
+    log_faults("KILT_CA", steer.faults());
     let state = AppState {
         ca: Arc::new(ca),
-        faults: Arc::new(RwLock::new(faults)),
+        steer,
     };
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
         state.ca.pki(),
@@ -219,7 +220,7 @@ pub async fn serve(config: Config) -> Result<Server> {
         listener,
         tls,
         api,
-        state.faults.clone(),
+        state.steer.faults.clone(),
         config.timeouts,
         stopped.clone(),
     ));

@@ -78,7 +78,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = finish(api, crate::api_info(), Listener::Public, SESSION_COOKIE);
     api.merge(pages::router())
         .layer(middleware::from_fn_with_state(
-            state.faults.clone(),
+            state.steer.faults.clone(),
             crate::server::fault_layer,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

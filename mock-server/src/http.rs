@@ -21,14 +21,15 @@ use crate::error::{Result, ServerError};
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// A server's approval mode (`GET`/`PUT /admin/approval`): starts as configured, switched at
-/// run time. Shared by the CA and the bank.
-#[derive(Debug)]
-pub struct ApprovalSwitch(std::sync::atomic::AtomicBool);
+/// run time. Shared by the CA and the bank; clones are handles to the same switch (the server's
+/// core reads it, the admin route flips it).
+#[derive(Clone, Debug)]
+pub struct ApprovalSwitch(Arc<std::sync::atomic::AtomicBool>);
 
 impl ApprovalSwitch {
     /// Starts manual (requests wait for the operator) or automatic.
     pub fn new(manual: bool) -> ApprovalSwitch {
-        ApprovalSwitch(manual.into())
+        ApprovalSwitch(Arc::new(manual.into()))
     }
 
     /// The mode now.

@@ -29,6 +29,7 @@ pub mod error;
 pub mod http;
 pub mod openapi;
 pub mod pki;
+pub mod steer;
 pub mod web;
 
 /// A server's data directory: `$env`, else `$XDG_DATA_HOME/kilt/<name>`, else
