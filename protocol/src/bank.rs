@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Lang;
+pub use crate::Reject;
 
 /// The statuses of DESIGN.md's table, in the order a regeneration moves through them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -311,22 +312,6 @@ pub struct Provisioned {
     pub certificate: String,
     /// The bank's CA certificates (issuing, then root), PEM.
     pub chain: Vec<String>,
-}
-
-/// `POST /admin/regenerations/{id}/reject`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Reject {
-    /// Shown to the customer.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 500,
-            pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-        )
-    )]
-    pub reason: String,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Lang;
+pub use crate::Reject;
 
 /// The device a request is made for (the page's "Устройство" field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -315,22 +316,6 @@ pub struct Provision {
     /// Shift `not_before` back by this many days (to build already-old certificates).
     #[serde(default, deserialize_with = "crate::integral::optional")]
     pub backdate_days: Option<i64>,
-}
-
-/// `POST /admin/requests/{id}/reject`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Reject {
-    /// Shown to the user.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 500,
-            pattern = r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-        )
-    )]
-    pub reason: String,
 }
 
 /// `POST /admin/clock`: move the CA's clock (days may be negative).
