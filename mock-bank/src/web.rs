@@ -10,6 +10,7 @@ use axum::{Json, Router, middleware};
 use kilt_mock_server::openapi::{Listener, finish};
 use kilt_mock_server::steer::Steer;
 use kilt_mock_server::web::ApiJson;
+pub(crate) use kilt_mock_server::web::LangQuery;
 use kilt_protocol::ErrorBody;
 use kilt_protocol::Lang;
 use kilt_protocol::bank::{
@@ -49,20 +50,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&bank))
         .await
         .map_err(|e| BankError::Internal(e.to_string()))?
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct LangQuery {
-    lang: Option<String>,
-}
-
-impl LangQuery {
-    pub(crate) fn lang(&self) -> Lang {
-        self.lang
-            .as_deref()
-            .and_then(Lang::from_code)
-            .unwrap_or_default()
-    }
 }
 
 fn session_token(headers: &HeaderMap) -> Option<String> {
@@ -326,7 +313,8 @@ async fn activate(
 #[derive(Deserialize)]
 struct EnterQuery {
     token: String,
-    lang: Option<String>,
+    #[serde(flatten)]
+    lang: LangQuery,
 }
 
 /// Open the customer pages for a session (sets the cookie, redirects to /)
@@ -345,11 +333,7 @@ struct EnterQuery {
 async fn enter(State(state): State<AppState>, Query(q): Query<EnterQuery>) -> Result<Response> {
     let token = q.token.clone();
     blocking(&state, move |b| b.session(&token)).await?;
-    let lang = q
-        .lang
-        .as_deref()
-        .and_then(Lang::from_code)
-        .unwrap_or_default();
+    let lang = q.lang.lang();
     let mut resp = Redirect::to(&format!("/?lang={}", lang.code())).into_response();
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax",

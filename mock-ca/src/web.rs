@@ -19,7 +19,7 @@ use crate::ca::{Account, Ca};
 use crate::error::{CaError, Result};
 use crate::pages;
 use crate::server::{AppState, MAX_BODY, PeerChain};
-pub use kilt_mock_server::web::{ApiJson, esc, session_token};
+pub use kilt_mock_server::web::{ApiJson, LangQuery, esc, session_token};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "kilt_ca_session";
@@ -251,20 +251,6 @@ async fn request(
 ) -> Result<Response> {
     let id = parse_id(&id)?;
     Ok(Json(blocking(&state, move |ca| ca.request(Some(&account), id)).await?).into_response())
-}
-
-#[derive(Deserialize)]
-pub(crate) struct LangQuery {
-    lang: Option<String>,
-}
-
-impl LangQuery {
-    pub(crate) fn lang(&self) -> Lang {
-        self.lang
-            .as_deref()
-            .and_then(Lang::from_code)
-            .unwrap_or_default()
-    }
 }
 
 /// "Заявление": the application for the issued certificates, PDF

@@ -29,6 +29,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// `?lang=ru|kk|en` of the pages and messages; anything else, or none, is Russian.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+impl LangQuery {
+    /// The language asked for.
+    pub fn lang(&self) -> kilt_protocol::Lang {
+        self.lang
+            .as_deref()
+            .and_then(kilt_protocol::Lang::from_code)
+            .unwrap_or_default()
+    }
+}
+
 /// The session token of a request: `Authorization: Bearer`, else the cookie `cookie`.
 pub fn session_token(headers: &HeaderMap, cookie: &str) -> Option<String> {
     if let Some(bearer) = headers
