@@ -148,35 +148,18 @@ async fn child_chromium_login() {
         let root = w.path("ca-root.pem");
         let issuing = w.path("ca-issuing.pem");
         std::fs::write(&issuing, w.ca.ca().pki().issuing_pem()).unwrap();
-        let (root, issuing) = (root.to_str().unwrap(), issuing.to_str().unwrap());
-        run(
-            "certutil",
-            &[
-                "-A",
-                "-d",
-                &db,
-                "-n",
-                "kilt-ca-root",
-                "-t",
-                "C,,",
-                "-i",
-                root,
-            ],
-        );
-        run(
-            "certutil",
-            &[
-                "-A",
-                "-d",
-                &db,
-                "-n",
-                "kilt-ca-issuing",
-                "-t",
-                ",,",
-                "-i",
-                issuing,
-            ],
-        );
+        // The root trusted for servers; the issuing CA known, so NSS can chain the client
+        // certificate to the CA the server names.
+        for (nick, trust, file) in [
+            ("kilt-ca-root", "C,,", &root),
+            ("kilt-ca-issuing", ",,", &issuing),
+        ] {
+            let file = file.to_str().unwrap();
+            run(
+                "certutil",
+                &["-A", "-d", &db, "-n", nick, "-t", trust, "-i", file],
+            );
+        }
 
         let login = format!("{origin}/login/certificate?lang=ru");
         let page = chromium(&home, &w.path("profile-1"), &["--dump-dom"], &login);
