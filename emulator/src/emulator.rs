@@ -685,6 +685,7 @@ impl Emulator {
             return Err(Error::SoSessionExists);
         }
         let handle = SessionHandle(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let cached_login_token = token.clone();
         let session = Session {
             handle,
             slot: slot.clone(),
@@ -706,18 +707,15 @@ impl Emulator {
                     inner: Mutex::new(session),
                 }),
             );
-        self.login_on_open(handle);
+        self.login_on_open(handle, &cached_login_token);
         Ok(handle)
     }
 
     /// `KILT_LOGIN`: logs the user in on a token the application is not logged in to. A PIN the
     /// token refuses is not tried again on it in this process (each try counts on the device);
     /// the session stays public, as it would without the cache, and the log says why.
-    fn login_on_open(&self, h: SessionHandle) {
+    fn login_on_open(&self, h: SessionHandle, token: &Token) {
         let Some(source) = &self.config.login_on_open else {
-            return;
-        };
-        let Ok(token) = self.with_session(h, |s, _| Ok(s.token.clone())) else {
             return;
         };
         if token.logged_in().is_some() || !token.may_try_cached_pin() {
