@@ -59,24 +59,23 @@ pub fn render(font_path: &Path, title: &str, lines: &[Line]) -> Result<Vec<u8>> 
             .or_else(|| face.glyph_index('?'))
             .map_or(0, |g| g.0)
     };
+    // A glyph keeps the number the remapper first gave it, so the text is written in one pass.
     let mut remapper = subsetter::GlyphRemapper::new();
     let mut used: BTreeMap<u16, (i64, char)> = BTreeMap::new();
-    for ch in lines.iter().flat_map(|l| l.text.chars()) {
-        let old = glyph(ch);
-        let new = remapper.remap(old);
-        let width = face
-            .glyph_hor_advance(ttf_parser::GlyphId(old))
-            .unwrap_or(0);
-        used.entry(new)
-            .or_insert(((f32::from(width) * 1000.0 / units).round() as i64, ch));
-    }
     let mut ops = vec![Operation::new("BT", vec![])];
     let y = PAGE_H - MARGIN;
     let mut first = true;
     for line in lines {
         let mut hex = Vec::with_capacity(line.text.len() * 2);
         for ch in line.text.chars() {
-            let new = remapper.get(glyph(ch)).unwrap_or(0);
+            let old = glyph(ch);
+            let new = remapper.remap(old);
+            used.entry(new).or_insert_with(|| {
+                let width = face
+                    .glyph_hor_advance(ttf_parser::GlyphId(old))
+                    .unwrap_or(0);
+                ((f32::from(width) * 1000.0 / units).round() as i64, ch)
+            });
             hex.extend_from_slice(&new.to_be_bytes());
         }
         let step = line.size * 1.45;
