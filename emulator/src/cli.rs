@@ -388,7 +388,7 @@ pub fn select(emu: &Emulator, sel: &TokenSel) -> R<SlotId> {
     }
     let mut initialised = vec![];
     for s in emu.slot_list(false)? {
-        if emu.token(s).is_ok() {
+        if emu.is_initialised(s)? {
             initialised.push(s);
         }
     }
@@ -409,15 +409,7 @@ fn init(
 ) -> R<()> {
     let slot = match slot {
         Some(s) => s,
-        None => {
-            let mut spare = None;
-            for s in emu.slot_list(false)? {
-                if emu.token(s).is_err() {
-                    spare = Some(s);
-                }
-            }
-            spare.ok_or_else(|| CliError("no spare slot".into()))?
-        }
+        None => emu.spare_slot()?,
     };
     let so = so_src.read("SO (admin) PIN: ")?;
     let user = user_src.read("User PIN: ")?;

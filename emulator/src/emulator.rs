@@ -369,30 +369,146 @@ struct SessionObject {
     obj: Arc<Object>,
 }
 
+/// What a slot holds. A token file is opened (SQLite connection, cached objects) only when a
+/// call needs more of it than its presence, so a folder of thousands of tokens costs a directory
+/// listing until an application picks one.
+enum Held {
+    /// The spare slot's blank token (no file yet).
+    Spare,
+    /// A token file, not opened by this process (or closed again after a look).
+    File,
+    /// Opened only to be looked at (slot or token info, a label search): closed again when more
+    /// than [`LOOKS_OPEN`] are, so listing every token's info keeps memory bounded.
+    Looked(Arc<Token>),
+    /// Opened for sessions: stays open (its logins, counted faults and cached keys are here).
+    Open(Arc<Token>),
+}
+
+/// How many tokens opened only to be looked at stay open (SQLite connection and cache, about
+/// 200 KB each).
+pub const LOOKS_OPEN: usize = 16;
+
+/// Presence, and the insertion count when the token is open (a token not opened yet has not
+/// been counted; see [`Presence::changed_from`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Presence {
+    present: bool,
+    insertions: Option<u64>,
+}
+
+impl Presence {
+    /// A slot event (PKCS#11 2.40 §5.5 C_WaitForSlotEvent): the token went in or out, or went out
+    /// and in again since last reported.
+    fn changed_from(self, before: Presence) -> bool {
+        self.present != before.present
+            || matches!((self.insertions, before.insertions), (Some(a), Some(b)) if a != b)
+    }
+}
+
 struct Slot {
     id: SlotId,
     path: PathBuf,
-    token: RwLock<Option<Arc<Token>>>,
+    held: RwLock<Held>,
+    /// For a token not opened yet: whether the last folder listing showed it pulled out.
+    listed_unplugged: AtomicBool,
     session_objects: RwLock<HashMap<u64, SessionObject>>,
     /// Presence as last reported by `C_WaitForSlotEvent`.
-    reported: Mutex<Option<(bool, u64)>>,
+    reported: Mutex<Option<Presence>>,
 }
 
 impl Slot {
-    fn token(&self) -> Option<Arc<Token>> {
-        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The token if this process has opened it.
+    fn opened(&self) -> Option<Arc<Token>> {
+        match &*self.held.read().unwrap_or_else(|e| e.into_inner()) {
+            Held::Open(t) | Held::Looked(t) => Some(t.clone()),
+            Held::Spare | Held::File => None,
+        }
     }
 
-    /// Presence and insertion count (a spare slot always holds its blank token).
-    fn presence(&self) -> Result<(bool, u64)> {
-        match self.token() {
-            Some(t) => {
-                t.refresh()?;
-                let p = t.presence();
-                Ok((p.present, p.insertions))
-            }
-            None => Ok((true, 0)),
+    /// The token to look at, opened now if it was not yet (then the bool is true); `None` for
+    /// the spare slot.
+    fn look(&self, env: &token::EnvOverrides) -> Result<(Option<Arc<Token>>, bool)> {
+        if let Some(t) = self.opened() {
+            return Ok((Some(t), false));
         }
+        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        match &*held {
+            Held::Spare => Ok((None, false)),
+            Held::Open(t) | Held::Looked(t) => Ok((Some(t.clone()), false)),
+            Held::File => {
+                let t = Arc::new(Token::open(&self.path, env)?);
+                *held = Held::Looked(t.clone());
+                Ok((Some(t), true))
+            }
+        }
+    }
+
+    /// Closes a token that was only looked at, unless someone holds it right now.
+    fn close_look(&self) {
+        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        if let Held::Looked(t) = &*held
+            && Arc::strong_count(t) == 1
+        {
+            *held = Held::File;
+        }
+    }
+
+    fn is_spare(&self) -> bool {
+        matches!(
+            *self.held.read().unwrap_or_else(|e| e.into_inner()),
+            Held::Spare
+        )
+    }
+
+    /// The token for sessions, opened now if it was not yet; `None` for the spare slot.
+    fn token(&self, env: &token::EnvOverrides) -> Result<Option<Arc<Token>>> {
+        if let Held::Open(t) = &*self.held.read().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(Some(t.clone()));
+        }
+        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        match &*held {
+            Held::Spare => Ok(None),
+            Held::Open(t) => Ok(Some(t.clone())),
+            Held::Looked(t) => {
+                let t = t.clone();
+                *held = Held::Open(t.clone());
+                Ok(Some(t))
+            }
+            Held::File => {
+                let t = Arc::new(Token::open(&self.path, env)?);
+                *held = Held::Open(t.clone());
+                Ok(Some(t))
+            }
+        }
+    }
+
+    fn set_open(&self, t: Token) {
+        *self.held.write().unwrap_or_else(|e| e.into_inner()) = Held::Open(Arc::new(t));
+    }
+
+    /// Presence without opening the token (a spare slot always holds its blank token).
+    fn presence(&self) -> Result<Presence> {
+        let token = match &*self.held.read().unwrap_or_else(|e| e.into_inner()) {
+            Held::Spare => {
+                return Ok(Presence {
+                    present: true,
+                    insertions: Some(0),
+                });
+            }
+            Held::File => {
+                return Ok(Presence {
+                    present: !self.listed_unplugged.load(Ordering::Acquire),
+                    insertions: None,
+                });
+            }
+            Held::Open(t) | Held::Looked(t) => t.clone(),
+        };
+        token.refresh()?;
+        let p = token.presence();
+        Ok(Presence {
+            present: p.present,
+            insertions: Some(p.insertions),
+        })
     }
 }
 
@@ -404,6 +520,8 @@ pub struct Emulator {
     next_session: AtomicU64,
     next_object: AtomicU64,
     closing: AtomicBool,
+    /// Slots whose token was opened only to be looked at, oldest first.
+    looks: Mutex<std::collections::VecDeque<SlotId>>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -431,6 +549,7 @@ impl Emulator {
             next_session: AtomicU64::new(1),
             next_object: AtomicU64::new(SESSION_OBJECT_BASE),
             closing: AtomicBool::new(false),
+            looks: Mutex::new(std::collections::VecDeque::new()),
         };
         emu.rescan()?;
         for slot in emu.slots.read().unwrap_or_else(|e| e.into_inner()).values() {
@@ -444,39 +563,50 @@ impl Emulator {
         &self.config
     }
 
-    /// Picks up tokens created by other processes and keeps exactly one spare slot.
+    /// Picks up tokens created by other processes and keeps exactly one spare slot. One listing
+    /// of the folder; no token file is opened here.
     pub fn rescan(&self) -> Result<()> {
         let dir = &self.config.token_dir;
-        let mut found = vec![];
+        // Slot number → whether its unplugged marker is there.
+        let mut found: BTreeMap<SlotId, bool> = BTreeMap::new();
+        let mut unplugged = vec![];
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let name = e.file_name();
-                let name = name.to_string_lossy();
-                if let Some(id) = name
-                    .strip_prefix("slot-")
-                    .and_then(|n| n.strip_suffix(".kilt"))
-                    .and_then(|n| n.parse::<SlotId>().ok())
-                {
-                    found.push(id);
+                let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("slot-")) else {
+                    continue;
+                };
+                let (number, marker) = match rest.strip_suffix(".kilt.unplugged") {
+                    Some(n) => (n, true),
+                    None => (rest.strip_suffix(".kilt").unwrap_or(""), false),
+                };
+                if let Ok(id) = number.parse::<SlotId>() {
+                    if marker {
+                        unplugged.push(id);
+                    } else {
+                        found.insert(id, false);
+                    }
                 }
+            }
+        }
+        for id in unplugged {
+            if let Some(u) = found.get_mut(&id) {
+                *u = true;
             }
         }
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        for id in found {
-            let known = slots.get(&id).map(|s| s.token().is_some());
-            if known == Some(true) {
-                continue;
-            }
-            let path = token_file(dir, id);
-            match Token::open(&path, &self.config.env) {
-                Ok(t) => {
-                    let slot = slots.entry(id).or_insert_with(|| new_slot(id, path));
-                    *slot.token.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
-                }
-                Err(e) => tracing::warn!(slot = id, error = %e, "skipping unreadable token file"),
+        for (id, unplugged) in found {
+            let slot = slots
+                .entry(id)
+                .or_insert_with(|| new_slot(id, token_file(dir, id)));
+            slot.listed_unplugged.store(unplugged, Ordering::Release);
+            let mut held = slot.held.write().unwrap_or_else(|e| e.into_inner());
+            if matches!(*held, Held::Spare) {
+                // Created by another process in what was our spare slot.
+                *held = Held::File;
             }
         }
-        let spare_exists = slots.values().any(|s| s.token().is_none());
+        let spare_exists = slots.values().any(|s| s.is_spare());
         if !spare_exists {
             let id = slots.keys().next_back().map_or(0, |m| m + 1);
             slots.insert(id, new_slot(id, token_file(dir, id)));
@@ -505,7 +635,7 @@ impl Emulator {
             .collect();
         let mut out = vec![];
         for s in slots {
-            if !token_present || s.presence()?.0 {
+            if !token_present || s.presence()?.present {
                 out.push(s.id);
             }
         }
@@ -514,30 +644,75 @@ impl Emulator {
 
     /// The token in slot `id`, if initialised (for tools that need its control interface).
     pub fn token(&self, id: SlotId) -> Result<Arc<Token>> {
-        self.slot(id)?.token().ok_or(Error::TokenNotInitialized)
+        self.slot(id)?
+            .token(&self.config.env)?
+            .ok_or(Error::TokenNotInitialized)
     }
 
-    /// Finds the slot of the token labelled `label`.
-    pub fn slot_by_label(&self, label: &str) -> Result<Option<SlotId>> {
+    /// The token of `slot` to read its info or label: opened if need be, and then counted among
+    /// the looks, the oldest of which is closed again beyond [`LOOKS_OPEN`].
+    fn look(&self, slot: &Slot) -> Result<Option<Arc<Token>>> {
+        let (token, opened) = slot.look(&self.config.env)?;
+        if opened {
+            let evict = {
+                let mut looks = lock(&self.looks);
+                looks.push_back(slot.id);
+                (looks.len() > LOOKS_OPEN)
+                    .then(|| looks.pop_front())
+                    .flatten()
+            };
+            if let Some(old) = evict.and_then(|id| self.slot(id).ok()) {
+                old.close_look();
+            }
+        }
+        Ok(token)
+    }
+
+    /// Whether slot `id` holds an initialised token (without opening it).
+    pub fn is_initialised(&self, id: SlotId) -> Result<bool> {
+        Ok(!self.slot(id)?.is_spare())
+    }
+
+    /// The spare slot, whose blank token `init_token` initialises.
+    pub fn spare_slot(&self) -> Result<SlotId> {
         self.rescan()?;
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        Ok(slots
+        slots
             .values()
-            .find(|s| s.token().is_some_and(|t| t.label() == label))
-            .map(|s| s.id))
+            .find(|s| s.is_spare())
+            .map(|s| s.id)
+            .ok_or(Error::SlotNotFound(SlotId::MAX))
+    }
+
+    /// Finds the slot of the token labelled `label` (opening tokens until it is found).
+    pub fn slot_by_label(&self, label: &str) -> Result<Option<SlotId>> {
+        self.rescan()?;
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in slots {
+            if self.look(&s)?.is_some_and(|t| t.label() == label) {
+                return Ok(Some(s.id));
+            }
+        }
+        Ok(None)
     }
 
     /// C_GetSlotInfo.
     pub fn slot_info(&self, id: SlotId) -> Result<SlotInfo> {
         let slot = self.slot(id)?;
-        let profile = slot
-            .token()
+        let profile = self
+            .look(&slot)?
             .map(|t| t.profile().clone())
             .unwrap_or_else(|| self.config.profile.clone());
         Ok(SlotInfo {
             description: profile.reader_description(id),
             manufacturer: profile.manufacturer.clone(),
-            token_present: slot.presence()?.0,
+            token_present: slot.presence()?.present,
             hardware_version: (profile.hardware_version[0], profile.hardware_version[1]),
             firmware_version: (profile.firmware_version[0], profile.firmware_version[1]),
         })
@@ -557,12 +732,11 @@ impl Emulator {
     /// C_GetTokenInfo.
     pub fn token_info(&self, id: SlotId) -> Result<TokenInfo> {
         let slot = self.slot(id)?;
-        let (present, _) = slot.presence()?;
-        if !present {
+        if !slot.presence()?.present {
             return Err(Error::TokenNotPresent);
         }
         let (sessions, rw_sessions) = self.session_counts(id);
-        let Some(token) = slot.token() else {
+        let Some(token) = self.look(&slot)? else {
             let p = &self.config.profile;
             return Ok(TokenInfo {
                 label: String::new(),
@@ -620,7 +794,7 @@ impl Emulator {
         if self.session_counts(id).0 > 0 {
             return Err(Error::SessionsOpen);
         }
-        if !slot.presence()?.0 {
+        if !slot.presence()?.present {
             return Err(Error::TokenNotPresent);
         }
         let label = label.trim_end_matches([' ', '\0']);
@@ -629,7 +803,7 @@ impl Emulator {
                 "the label is longer than 32 bytes",
             ));
         }
-        if let Some(t) = slot.token() {
+        if let Some(t) = slot.token(&self.config.env)? {
             return t.reinitialise(label, so_pin);
         }
         let p = &self.config.profile;
@@ -644,9 +818,11 @@ impl Emulator {
             ("profile", p.to_toml().into_bytes()),
         ];
         let store = Store::create(&slot.path, &meta, rec)?;
-        let t = Token::with_store(store, &self.config.env)?;
-        *slot.token.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
-        *lock(&slot.reported) = Some((true, 0));
+        slot.set_open(Token::with_store(store, &self.config.env)?);
+        *lock(&slot.reported) = Some(Presence {
+            present: true,
+            insertions: Some(0),
+        });
         self.rescan()
     }
 
@@ -675,12 +851,15 @@ impl Emulator {
             return Err(Error::ParallelSessionNotSupported);
         }
         let slot = self.slot(id)?;
-        let (present, insertions) = slot.presence()?;
-        if !present {
+        let token = slot.token(&self.config.env)?;
+        // Open now, so the count is the token's own.
+        let p = slot.presence()?;
+        if !p.present {
             return Err(Error::TokenNotPresent);
         }
+        let insertions = p.insertions.unwrap_or(0);
         // Like SoftHSM2 and the device, a blank token has nothing to open a session on.
-        let token = slot.token().ok_or(Error::TokenNotInitialized)?;
+        let token = token.ok_or(Error::TokenNotInitialized)?;
         if !read_write && token.logged_in() == Some(PinOwner::So) {
             return Err(Error::SoSessionExists);
         }
@@ -773,7 +952,7 @@ impl Emulator {
         for h in handles {
             let _ = self.close_session(h);
         }
-        if let Some(t) = slot.token() {
+        if let Some(t) = slot.opened() {
             t.logout();
         }
         Ok(())
@@ -1511,6 +1690,8 @@ impl Emulator {
 
     /// One pending slot event (a token removed or inserted since last reported), if any.
     pub fn slot_event(&self) -> Result<Option<SlotId>> {
+        // Tokens not opened are seen pulled out or put back in the folder's listing.
+        self.rescan()?;
         let slots: Vec<Arc<Slot>> = self
             .slots
             .read()
@@ -1521,7 +1702,7 @@ impl Emulator {
         for slot in slots {
             let now = slot.presence()?;
             let mut seen = lock(&slot.reported);
-            if seen.is_some_and(|s| s != now) {
+            if seen.is_some_and(|s| now.changed_from(s)) {
                 *seen = Some(now);
                 return Ok(Some(slot.id));
             }
@@ -1563,8 +1744,8 @@ impl Emulator {
     pub fn release_after_fork(&self) {
         if let Ok(slots) = self.slots.try_read() {
             for slot in slots.values() {
-                if let Ok(t) = slot.token.try_read()
-                    && let Some(t) = t.as_ref()
+                if let Ok(held) = slot.held.try_read()
+                    && let Held::Open(t) | Held::Looked(t) = &*held
                 {
                     t.release_after_fork();
                 }
@@ -1577,7 +1758,8 @@ fn new_slot(id: SlotId, path: PathBuf) -> Arc<Slot> {
     Arc::new(Slot {
         id,
         path,
-        token: RwLock::new(None),
+        held: RwLock::new(Held::Spare),
+        listed_unplugged: AtomicBool::new(false),
         session_objects: RwLock::new(HashMap::new()),
         reported: Mutex::new(None),
     })

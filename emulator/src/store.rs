@@ -71,6 +71,28 @@ pub struct Snapshot {
     /// `Some` only when the objects changed since the last snapshot.
     pub objects: Option<HashMap<u64, Arc<Object>>>,
     pub objects_gen: i64,
+    /// Whether the token is inserted (no [`unplugged_marker`] beside the file).
+    pub present: bool,
+}
+
+/// What changes without objects changing: PIN records, control settings and presence.
+#[derive(Clone, Debug, Default)]
+pub struct Small {
+    pub pins: HashMap<PinOwner, PinRecord>,
+    pub control: BTreeMap<String, String>,
+    pub present: bool,
+}
+
+/// The file whose existence says a token is pulled out: `slot-N.kilt.unplugged`.
+///
+/// Presence lives in the folder, not in the database, so a process with thousands of tokens
+/// answers `C_GetSlotList(CK_TRUE)` from one directory listing without opening any of them. A
+/// change of presence also commits to the database (see [`Store::set_presence`]), so processes
+/// that have the token open notice it through `PRAGMA data_version` and look at the marker again.
+pub fn unplugged_marker(token_file: &Path) -> PathBuf {
+    let mut name = token_file.as_os_str().to_owned();
+    name.push(".unplugged");
+    name.into()
 }
 
 /// An open token file.
@@ -131,6 +153,10 @@ impl Store {
             // Fold the WAL into the main file so the rename moves a complete database.
             conn.pragma_update(None, "journal_mode", "DELETE")?;
         }
+        // A marker left by a token file deleted by hand would pull the new token out.
+        if !path.exists() {
+            let _ = std::fs::remove_file(unplugged_marker(path));
+        }
         // A hard link never replaces an existing file, so two processes initialising the same
         // spare slot cannot overwrite each other's token.
         let linked = std::fs::hard_link(&tmp, path);
@@ -145,7 +171,17 @@ impl Store {
             return Err(Error::Store(format!("{} does not exist", path.display())));
         }
         let conn = connect(path)?;
-        conn.execute_batch(SCHEMA)?;
+        // Files of older versions may lack a table; creating "if not exists" on every open would
+        // cost a write transaction each time, which a folder of thousands of tokens feels.
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+             AND name IN ('meta', 'pins', 'objects', 'attributes', 'control')",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables < 5 {
+            conn.execute_batch(SCHEMA)?;
+        }
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -189,6 +225,7 @@ impl Store {
             }
             snap.pins = read_pins(&tx)?;
             snap.control = read_control(&tx)?;
+            snap.present = !unplugged_marker(&self.path).exists();
             snap.objects_gen = tx
                 .prepare_cached("SELECT value FROM meta WHERE key = 'objects_gen'")?
                 .query_row([], |r| r.get(0))
@@ -354,40 +391,47 @@ impl Store {
         Ok(())
     }
 
-    /// Removes or inserts the token in one transaction (an insertion counts up, so sessions of the
-    /// previous insertion stay closed); false if it already was so.
+    /// Removes or inserts the token; false if it already was so. The marker file is the truth;
+    /// the transaction around it orders concurrent changes (SQLite's write lock) and makes every
+    /// process that has the token open look again. The marker moves first, so a process that
+    /// sees the commit also sees the marker: inserting removes it, then counts the insertion (the
+    /// previous insertion's sessions stay closed); removing creates it, then commits.
     pub fn set_presence(&mut self, present: bool) -> Result<bool> {
+        let marker = unplugged_marker(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let control = read_control(&tx)?;
-        if control
-            .get(crate::token::control::PRESENT)
-            .is_none_or(|v| v != "0")
-            == present
-        {
+        if marker.exists() != present {
             return Ok(false);
         }
-        if present {
-            let n: u64 = control
-                .get(crate::token::control::INSERTIONS)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            tx.execute(
-                "INSERT OR REPLACE INTO control(key, value) VALUES (?1, ?2)",
-                params![crate::token::control::INSERTIONS, (n + 1).to_string()],
-            )?;
-            tx.execute(
-                "DELETE FROM control WHERE key = ?1",
-                [crate::token::control::PRESENT],
-            )?;
+        let moved = if present {
+            std::fs::remove_file(&marker)
         } else {
-            tx.execute(
-                "INSERT OR REPLACE INTO control(key, value) VALUES (?1, '0')",
-                [crate::token::control::PRESENT],
-            )?;
+            std::fs::write(&marker, b"")
+        };
+        moved.map_err(|e| Error::Store(format!("cannot change {}: {e}", marker.display())))?;
+        let n: u64 = read_control(&tx)?
+            .get(crate::token::control::INSERTIONS)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let committed = tx
+            .execute(
+                "INSERT OR REPLACE INTO control(key, value) VALUES (?1, ?2)",
+                params![
+                    crate::token::control::INSERTIONS,
+                    (n + u64::from(present)).to_string()
+                ],
+            )
+            .and_then(|_| tx.commit());
+        if let Err(e) = committed {
+            // Undo the marker: the change did not happen for processes that have the token open.
+            let _ = if present {
+                std::fs::write(&marker, b"")
+            } else {
+                std::fs::remove_file(&marker)
+            };
+            return Err(e.into());
         }
-        tx.commit()?;
         Ok(true)
     }
 
@@ -425,14 +469,16 @@ impl Store {
     }
 
     /// Reads the PIN records and control values (after this process wrote them).
-    pub fn read_pins_and_control(
-        &mut self,
-    ) -> Result<(HashMap<PinOwner, PinRecord>, BTreeMap<String, String>)> {
+    pub fn read_pins_and_control(&mut self) -> Result<Small> {
         let tx = self.conn.transaction()?;
         let pins = read_pins(&tx)?;
         let control = read_control(&tx)?;
         tx.commit()?;
-        Ok((pins, control))
+        Ok(Small {
+            pins,
+            control,
+            present: !unplugged_marker(&self.path).exists(),
+        })
     }
 }
 

@@ -17,7 +17,6 @@ const KEY_CONTEXT: &[u8] = b"kilt/ec-private-key/v1";
 
 /// Control keys shared by every process through the store.
 pub mod control {
-    pub const PRESENT: &str = "present";
     pub const INSERTIONS: &str = "insertions";
     pub const LATENCY: &str = "latency";
     /// `fault.<op>` = "<count> <kind>".
@@ -109,6 +108,7 @@ struct Cache {
     meta: BTreeMap<String, Vec<u8>>,
     pins: HashMap<PinOwner, PinRecord>,
     control: BTreeMap<String, String>,
+    present: bool,
     objects: HashMap<u64, Arc<Object>>,
     /// Faults given by the environment (KILT_FAULTS), counted in this process only.
     env_faults: HashMap<&'static str, (u64, FaultKind)>,
@@ -353,6 +353,7 @@ impl Token {
         c.meta = snap.meta;
         c.pins = snap.pins;
         c.control = snap.control;
+        c.present = snap.present;
         if let Some(objs) = snap.objects {
             c.objects = objs;
         }
@@ -495,7 +496,7 @@ impl Token {
     pub fn presence(&self) -> Presence {
         let c = self.cache();
         Presence {
-            present: c.control.get(control::PRESENT).is_none_or(|v| v != "0"),
+            present: c.present,
             insertions: c
                 .control
                 .get(control::INSERTIONS)
@@ -636,10 +637,11 @@ impl Token {
     /// Re-reads PIN records and control values after this process wrote them (our own commits
     /// do not move our `data_version`, so `refresh` would not see them).
     fn reload_small(&self) -> Result<()> {
-        let (pins, control) = self.store().read_pins_and_control()?;
+        let small = self.store().read_pins_and_control()?;
         let mut c = self.cache_mut();
-        c.pins = pins;
-        c.control = control;
+        c.pins = small.pins;
+        c.control = small.control;
+        c.present = small.present;
         Ok(())
     }
 
