@@ -173,6 +173,14 @@ impl Admin {
         Ok(())
     }
 
+    /// Every profile the bank knows, with its status and current certificate (the bank's own
+    /// view of its customers).
+    pub async fn bank_profiles(&self) -> Result<Vec<kilt_protocol::bank::Profile>> {
+        self.bank
+            .get("the bank's profiles", "/admin/profiles")
+            .await
+    }
+
     /// The CA revokes a certificate (RFC 5280 §5.3.1 reason `key_compromise`).
     pub async fn revoke(&self, serial: &str) -> Result<()> {
         let _: Certificate = self

@@ -189,6 +189,7 @@ pub fn main() -> ExitCode {
         lang: cli.global.lang,
         bilingual: false,
         quiet: false,
+        steps: None,
     };
     match run(cli, out.clone()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,7 +59,7 @@ pub async fn run_inner(
     out: &Out,
 ) -> Result<Summary> {
     let t0 = Instant::now();
-    let say = |event: &str, ru: &str, en: &str| {
+    let say = |event: &'static str, ru: &str, en: &str| {
         out.step(event, &out.words(ru, ru, en), serde_json::json!({}))
     };
 

@@ -18,6 +18,9 @@ pub struct Out {
     pub bilingual: bool,
     /// Say nothing (a flow run by another program, e.g. the QA scenarios, which report it).
     pub quiet: bool,
+    /// Also hands each step's event code, as it happens, to another program (`kilt-bench load`
+    /// times the steps of many flows with it), quiet or not.
+    pub steps: Option<std::sync::mpsc::Sender<(&'static str, std::time::Instant)>>,
 }
 
 impl Out {
@@ -28,6 +31,7 @@ impl Out {
             lang,
             bilingual: false,
             quiet: false,
+            steps: None,
         }
     }
 
@@ -50,7 +54,11 @@ impl Out {
     }
 
     /// One step of a flow: `event` is a stable code, `text` what a person reads.
-    pub fn step(&self, event: &str, text: &str, data: Value) {
+    pub fn step(&self, event: &'static str, text: &str, data: Value) {
+        if let Some(tx) = &self.steps {
+            // The receiver may be gone (a report already made); the flow goes on regardless.
+            let _ = tx.send((event, std::time::Instant::now()));
+        }
         if self.quiet {
             return;
         }

@@ -232,28 +232,29 @@ pub fn load(module: &Path) -> Result<Pkcs11> {
 
 /// Every token present in the module's slots (without exact tries: see [`Token::refresh`]).
 pub fn tokens(pkcs11: &Pkcs11) -> Result<Vec<TokenInfo>> {
-    let mut out = vec![];
-    for slot in pkcs11.get_slots_with_token().map_err(ck("C_GetSlotList"))? {
-        let Ok(t) = pkcs11.get_token_info(slot) else {
-            continue;
-        };
-        if !t.token_initialized() {
-            continue;
-        }
-        out.push(TokenInfo {
-            slot: slot.id(),
-            label: t.label().trim_end().to_owned(),
-            serial: t.serial_number().trim_end().to_owned(),
-            manufacturer: t.manufacturer_id().trim_end().to_owned(),
-            model: t.model().trim_end().to_owned(),
-            protected_authentication_path: t.protected_authentication_path(),
-            pin_count_low: t.user_pin_count_low(),
-            pin_final_try: t.user_pin_final_try(),
-            pin_locked: t.user_pin_locked(),
-            pin_tries_left: None,
-        });
-    }
-    Ok(out)
+    Ok(pkcs11
+        .get_slots_with_token()
+        .map_err(ck("C_GetSlotList"))?
+        .into_iter()
+        .filter_map(|slot| token_info(pkcs11, slot))
+        .collect())
+}
+
+/// The initialised token in `slot`, if there is one.
+fn token_info(pkcs11: &Pkcs11, slot: Slot) -> Option<TokenInfo> {
+    let t = pkcs11.get_token_info(slot).ok()?;
+    t.token_initialized().then(|| TokenInfo {
+        slot: slot.id(),
+        label: t.label().trim_end().to_owned(),
+        serial: t.serial_number().trim_end().to_owned(),
+        manufacturer: t.manufacturer_id().trim_end().to_owned(),
+        model: t.model().trim_end().to_owned(),
+        protected_authentication_path: t.protected_authentication_path(),
+        pin_count_low: t.user_pin_count_low(),
+        pin_final_try: t.user_pin_final_try(),
+        pin_locked: t.user_pin_locked(),
+        pin_tries_left: None,
+    })
 }
 
 /// The kilt emulator keeps exact counters (as the JaCarta does behind its vendor API); its
@@ -311,15 +312,23 @@ impl Token {
                 });
             }
         };
+        Token::in_slot(&pkcs11, module, info.slot)
+    }
+
+    /// Opens the token in slot `slot` of an already loaded `module` (a program driving many
+    /// tokens of one module, like `kilt-bench load`, picks each by slot instead of reading every
+    /// token's info to find it).
+    pub fn in_slot(pkcs11: &Pkcs11, module: &Path, slot: u64) -> Result<Token> {
         let slot = pkcs11
             .get_slots_with_token()
             .map_err(ck("C_GetSlotList"))?
             .into_iter()
-            .find(|s| s.id() == info.slot)
+            .find(|s| s.id() == slot)
             .ok_or(ClientError::TokenRemoved("C_GetSlotList"))?;
+        let info = token_info(pkcs11, slot).ok_or(ClientError::TokenRemoved("C_GetTokenInfo"))?;
         let session = pkcs11.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
         Ok(Token {
-            pkcs11,
+            pkcs11: pkcs11.clone(),
             slot,
             info,
             session: Arc::new(Mutex::new(session)),
