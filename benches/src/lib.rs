@@ -17,6 +17,9 @@
 //! process with that environment.
 #![forbid(unsafe_code)]
 
+pub mod load;
+pub mod scale;
+
 use anyhow::{Context, Result, anyhow};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -118,6 +121,9 @@ pub struct Report {
     /// The card door, when measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card: Option<CardRates>,
+    /// Many tokens in one folder, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<scale::Scale>,
 }
 
 /// The card door through pcscd and vsmartcard's reader.
@@ -185,6 +191,9 @@ impl Report {
             "  find 1 of {FIND_OBJECTS} objects = {:.0} µs (target < {TARGET_FIND_US} µs)\n",
             self.find_one_of_10000_us
         );
+        if let Some(s) = &self.scale {
+            out += &s.table();
+        }
         if let Some(c) = &self.card {
             out += "card door (kilt-token attach, pcscd + vsmartcard vpcd):\n";
             out += &format!(
@@ -198,7 +207,7 @@ impl Report {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -229,7 +238,7 @@ struct Module {
     _login: Session,
 }
 
-fn pin(p: &str) -> AuthPin {
+pub(crate) fn pin(p: &str) -> AuthPin {
     AuthPin::new(p.into())
 }
 
@@ -390,6 +399,7 @@ pub fn measure(settings: &Settings) -> Result<Report> {
         .transpose()?;
     Ok(Report {
         card,
+        scale: None,
         rounds: settings.rounds,
         round_ms: settings.round.as_millis(),
         threads_ratio: rates.emulator_2_threads / rates.emulator,

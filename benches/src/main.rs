@@ -7,7 +7,13 @@ use kilt_benches::{
     CARD_LABEL, CARD_PIN, CardSettings, LABEL, OPENSC, SO_PIN, SOFTHSM, Settings, USER_PIN,
     VPCD_READER, measure,
 };
+use kilt_benches::{load, scale};
 use kilt_emulator::{Config, Emulator, Pin};
+
+/// The scale measurement, handed from the parent to the child that prints the report.
+const SCALE: &str = "KILT_BENCH_SCALE";
+/// The load run's work folder, handed from the parent (which made the tokens) to the child.
+const LOAD_WORK: &str = "KILT_BENCH_LOAD_WORK";
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -30,10 +36,10 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Print one JSON object instead of the table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     /// The kilt module (default: libkilt_pkcs11.so beside this program).
-    #[arg(long)]
+    #[arg(long, global = true)]
     module: Option<PathBuf>,
     /// The SoftHSM2 module; measured only if present.
     #[arg(long, default_value = SOFTHSM)]
@@ -42,6 +48,43 @@ struct Cli {
     /// OpenSC is installed).
     #[arg(long)]
     no_card: bool,
+    /// Tokens in one folder for the scale measurement (default 10,000; 1,000 with --quick; 0
+    /// leaves it out).
+    #[arg(long)]
+    tokens: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Many customers at once: each gets an emulated token of its own and its first
+    /// certificates, then all run a regeneration flow, `--concurrency` at a time; reports
+    /// regenerations/s, p50/p99 per regeneration and per step, errors, and the bank's own view.
+    #[command(after_help = "Example: kilt-bench load --customers 200 --concurrency 8")]
+    Load {
+        /// Simulated customers (one token each).
+        #[arg(long, default_value_t = 100)]
+        customers: usize,
+        /// Customers running their flow at the same time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Flow 1 against the bank, or Flow 2 against the CA.
+        #[arg(long, value_enum, default_value = "bank")]
+        flow: load::Flow,
+        /// Servers already running (all four URLs): the CA's API, e.g. https://127.0.0.1:8443 …
+        #[arg(long, requires_all = ["ca_admin", "bank", "bank_admin"])]
+        ca: Option<String>,
+        /// … the CA's admin listener …
+        #[arg(long, requires = "ca")]
+        ca_admin: Option<String>,
+        /// … the bank's API …
+        #[arg(long, requires = "ca")]
+        bank: Option<String>,
+        /// … and the bank's admin listener (default: both servers start in this process).
+        #[arg(long, requires = "ca")]
+        bank_admin: Option<String>,
+    },
 }
 
 fn main() {
@@ -63,6 +106,31 @@ fn run() -> Result<()> {
         module.display()
     );
     let softhsm = cli.softhsm.exists().then(|| cli.softhsm.clone());
+    if let Some(probed) = std::env::var_os(scale::PROBE) {
+        println!(
+            "{}",
+            serde_json::to_string(&scale::probe(std::path::Path::new(&probed))?)?
+        );
+        return Ok(());
+    }
+    if let Some(Cmd::Load {
+        customers,
+        concurrency,
+        flow,
+        ca,
+        ca_admin,
+        bank,
+        bank_admin,
+    }) = cli.command
+    {
+        let urls = ca.map(|ca| load::Urls {
+            ca,
+            ca_admin: ca_admin.unwrap_or_default(),
+            bank: bank.unwrap_or_default(),
+            bank_admin: bank_admin.unwrap_or_default(),
+        });
+        return run_load(module, customers, concurrency, flow, urls, cli.json);
+    }
     if std::env::var_os("KILT_BENCH_CHILD").is_some() {
         let mut settings = Settings::quick(module, softhsm);
         settings.card = std::env::var("KILT_BENCH_CARD")
@@ -75,7 +143,10 @@ fn run() -> Result<()> {
             settings.rounds = cli.rounds.max(1);
             settings.round = Duration::from_millis(cli.round_ms.max(10));
         }
-        let report = measure(&settings)?;
+        let mut report = measure(&settings)?;
+        if let Some(s) = std::env::var_os(SCALE) {
+            report.scale = Some(serde_json::from_str(&s.to_string_lossy())?);
+        }
         if cli.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
@@ -119,6 +190,21 @@ fn run() -> Result<()> {
             cli.softhsm.display()
         );
     }
+    let tokens = cli.tokens.unwrap_or(if cli.quick {
+        scale::QUICK_TOKENS
+    } else {
+        scale::TOKENS
+    });
+    let scale = if tokens > 0 {
+        let root = dir.path().join("scale");
+        let folders = scale::Folders::make(&root, tokens, softhsm.as_deref())?;
+        let s = folders.measure(&module, tokens, if cli.quick { 1 } else { 3 })?;
+        // 10,000 tokens are 470 MB on disk: gone before the rest is measured.
+        std::fs::remove_dir_all(&root)?;
+        Some(serde_json::to_string(&s)?)
+    } else {
+        None
+    };
     let card = if cli.no_card {
         None
     } else {
@@ -138,6 +224,9 @@ fn run() -> Result<()> {
         .env("SOFTHSM2_CONF", &conf);
     if card.is_some() {
         child.env("KILT_BENCH_CARD", VPCD_READER);
+    }
+    if let Some(s) = scale {
+        child.env(SCALE, s);
     }
     let status = child.status()?;
     drop(card);
@@ -227,4 +316,49 @@ fn attach_card(dir: &std::path::Path) -> Result<Attached> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(attached)
+}
+
+/// `kilt-bench load`: the tokens are made here, the flows run in a child process that loads the
+/// module with them (two SQLite copies of one file in one process lose writes).
+fn run_load(
+    module: PathBuf,
+    customers: usize,
+    concurrency: usize,
+    flow: load::Flow,
+    urls: Option<load::Urls>,
+    json: bool,
+) -> Result<()> {
+    anyhow::ensure!(customers > 0, "--customers must be at least 1");
+    if let Some(work) = std::env::var_os(LOAD_WORK) {
+        let report = load::run(&load::LoadSettings {
+            module,
+            customers,
+            concurrency,
+            flow,
+            urls,
+            work: PathBuf::from(work),
+        })?;
+        if json {
+            println!("{}", serde_json::json!({ "load": report }));
+        } else {
+            print!("{}", report.table());
+        }
+        anyhow::ensure!(
+            report.errors == 0,
+            "{} of {customers} regenerations failed",
+            report.errors
+        );
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let tokens = dir.path().join("tokens");
+    eprintln!("kilt-bench load: making {customers} tokens (not timed)");
+    load::make_tokens(&tokens, customers)?;
+    let status = Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .env(LOAD_WORK, dir.path().join("work"))
+        .env("KILT_TOKEN_DIR", &tokens)
+        .status()?;
+    anyhow::ensure!(status.success(), "the load run failed");
+    Ok(())
 }
