@@ -614,6 +614,18 @@ impl Emulator {
         Ok(())
     }
 
+    /// Every slot, after a rescan (a snapshot: the list's lock is not held while they are used).
+    fn rescanned_slots(&self) -> Result<Vec<Arc<Slot>>> {
+        self.rescan()?;
+        Ok(self
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect())
+    }
+
     fn slot(&self, id: SlotId) -> Result<Arc<Slot>> {
         self.slots
             .read()
@@ -625,14 +637,7 @@ impl Emulator {
 
     /// Slot numbers, optionally only those with a token present (C_GetSlotList).
     pub fn slot_list(&self, token_present: bool) -> Result<Vec<SlotId>> {
-        self.rescan()?;
-        let slots: Vec<Arc<Slot>> = self
-            .slots
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots = self.rescanned_slots()?;
         let mut out = vec![];
         for s in slots {
             if !token_present || s.presence()?.present {
@@ -686,14 +691,7 @@ impl Emulator {
 
     /// Finds the slot of the token labelled `label` (opening tokens until it is found).
     pub fn slot_by_label(&self, label: &str) -> Result<Option<SlotId>> {
-        self.rescan()?;
-        let slots: Vec<Arc<Slot>> = self
-            .slots
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots = self.rescanned_slots()?;
         for s in slots {
             if self.look(&s)?.is_some_and(|t| t.label() == label) {
                 return Ok(Some(s.id));
@@ -1691,14 +1689,7 @@ impl Emulator {
     /// One pending slot event (a token removed or inserted since last reported), if any.
     pub fn slot_event(&self) -> Result<Option<SlotId>> {
         // Tokens not opened are seen pulled out or put back in the folder's listing.
-        self.rescan()?;
-        let slots: Vec<Arc<Slot>> = self
-            .slots
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots = self.rescanned_slots()?;
         for slot in slots {
             let now = slot.presence()?;
             let mut seen = lock(&slot.reported);

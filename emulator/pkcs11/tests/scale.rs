@@ -62,16 +62,7 @@ fn label(p: &Pkcs11, slot: Slot) -> String {
 
 #[test]
 fn ten_thousand_tokens_see_other_processes_changes() {
-    let template = tempfile::tempdir().unwrap();
-    kilt_emulator::Emulator::new(kilt_emulator::Config::in_dir(template.path()))
-        .unwrap()
-        .provision(
-            0,
-            "farm",
-            &kilt_emulator::Pin::from(SO_PIN),
-            &kilt_emulator::Pin::from(USER_PIN),
-        )
-        .unwrap();
+    let template = kilt_test_support::kilt_token("farm");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     for i in 0..TOKENS {
