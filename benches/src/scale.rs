@@ -121,11 +121,16 @@ impl Folders {
             &kilt_emulator::Pin::from(SO_PIN),
             &kilt_emulator::Pin::from(USER_PIN),
         )?;
-        let template = kilt_one.join("slot-0.kilt");
         let kilt_n = root.join("kilt-n");
         std::fs::create_dir_all(&kilt_n)?;
         for i in 0..tokens {
-            std::fs::copy(&template, kilt_n.join(format!("slot-{i}.kilt")))?;
+            // The database and its summary (what `kilt-token init` leaves).
+            for part in ["", ".summary"] {
+                std::fs::copy(
+                    kilt_one.join(format!("slot-0.kilt{part}")),
+                    kilt_n.join(format!("slot-{i}.kilt{part}")),
+                )?;
+            }
         }
         if softhsm_module.is_some() {
             let one = root.join("softhsm-1");

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::object::{self, Attr, AttrType, AttrValue, Class, Object, Origin};
 use crate::pin::{Pin, PinAgent, PinSource};
 use crate::profile::{Profile, TimedOp};
-use crate::store::{PinOwner, Store};
+use crate::store::{PinOwner, Store, Summary};
 use crate::token::{self, EnvOverrides, Token};
 use cryptoki_sys::*;
 use std::collections::{BTreeMap, HashMap};
@@ -388,6 +388,54 @@ enum Held {
 /// 200 KB each).
 pub const LOOKS_OPEN: usize = 16;
 
+/// A slot's token as the info calls read it.
+enum View {
+    /// The spare slot's blank token.
+    Blank,
+    /// The summary of a token not open, with its parsed profile.
+    Summary(Summary, Arc<Profile>),
+    Token(Arc<Token>),
+}
+
+impl View {
+    fn label(&self) -> String {
+        match self {
+            View::Blank => String::new(),
+            View::Summary(s, _) => s.label.clone(),
+            View::Token(t) => t.label(),
+        }
+    }
+
+    fn serial(&self) -> String {
+        match self {
+            View::Blank => String::new(),
+            View::Summary(s, _) => s.serial.clone(),
+            View::Token(t) => t.serial(),
+        }
+    }
+
+    /// The token's profile (the configured one for a blank token).
+    fn profile<'a>(&'a self, blank: &'a Profile) -> &'a Profile {
+        match self {
+            View::Blank => blank,
+            View::Summary(_, p) => p,
+            View::Token(t) => t.profile(),
+        }
+    }
+
+    /// A PIN's tries left, whether it failed since its last success, and whether it is to be
+    /// changed; `None` when it is not set.
+    fn pin(&self, who: PinOwner) -> Option<(u32, bool, bool)> {
+        match self {
+            View::Blank => None,
+            View::Summary(s, _) => s.pin(who),
+            View::Token(t) => t
+                .pin_record(who)
+                .map(|r| (r.tries_left, r.failed_since_ok, r.to_be_changed)),
+        }
+    }
+}
+
 /// Presence, and the insertion count when the token is open (a token not opened yet has not
 /// been counted; see [`Presence::changed_from`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -451,6 +499,13 @@ impl Slot {
         {
             *held = Held::File;
         }
+    }
+
+    fn is_file(&self) -> bool {
+        matches!(
+            *self.held.read().unwrap_or_else(|e| e.into_inner()),
+            Held::File
+        )
     }
 
     fn is_spare(&self) -> bool {
@@ -522,6 +577,8 @@ pub struct Emulator {
     closing: AtomicBool,
     /// Slots whose token was opened only to be looked at, oldest first.
     looks: Mutex<std::collections::VecDeque<SlotId>>,
+    /// Profiles of tokens read from their summaries, by their text.
+    profiles: Mutex<HashMap<String, Arc<Profile>>>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -550,6 +607,7 @@ impl Emulator {
             next_object: AtomicU64::new(SESSION_OBJECT_BASE),
             closing: AtomicBool::new(false),
             looks: Mutex::new(std::collections::VecDeque::new()),
+            profiles: Mutex::new(HashMap::new()),
         };
         emu.rescan()?;
         for slot in emu.slots.read().unwrap_or_else(|e| e.into_inner()).values() {
@@ -673,6 +731,47 @@ impl Emulator {
         Ok(token)
     }
 
+    /// What the info calls read of `slot`'s token: its summary file while the token is not open
+    /// (one small read instead of opening the database), else the token, opened to be looked at.
+    fn view(&self, slot: &Slot) -> Result<View> {
+        if slot.is_file()
+            && let Some(summary) = Summary::read(&slot.path)
+            && let Ok(profile) = self.profile_of(&summary.profile)
+        {
+            return Ok(View::Summary(summary, profile));
+        }
+        Ok(match self.look(slot)? {
+            Some(t) => View::Token(t),
+            None => View::Blank,
+        })
+    }
+
+    /// A token's stored profile, parsed once per distinct text (thousands of tokens share one).
+    fn profile_of(&self, text: &str) -> Result<Arc<Profile>> {
+        let mut parsed = lock(&self.profiles);
+        if let Some(p) = parsed.get(text) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(if text.is_empty() {
+            Profile::default_profile()
+        } else {
+            Profile::parse(text)?
+        });
+        parsed.insert(text.to_owned(), p.clone());
+        Ok(p)
+    }
+
+    /// How many token files this process has open (for tests and diagnostics: a folder of
+    /// thousands of tokens should cost only the ones in use).
+    pub fn opened_tokens(&self) -> usize {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.opened().is_some())
+            .count()
+    }
+
     /// Whether slot `id` holds an initialised token (without opening it).
     pub fn is_initialised(&self, id: SlotId) -> Result<bool> {
         Ok(!self.slot(id)?.is_spare())
@@ -693,7 +792,8 @@ impl Emulator {
     pub fn slot_by_label(&self, label: &str) -> Result<Option<SlotId>> {
         let slots = self.rescanned_slots()?;
         for s in slots {
-            if self.look(&s)?.is_some_and(|t| t.label() == label) {
+            let view = self.view(&s)?;
+            if !matches!(view, View::Blank) && view.label() == label {
                 return Ok(Some(s.id));
             }
         }
@@ -703,10 +803,7 @@ impl Emulator {
     /// C_GetSlotInfo.
     pub fn slot_info(&self, id: SlotId) -> Result<SlotInfo> {
         let slot = self.slot(id)?;
-        let profile = self
-            .look(&slot)?
-            .map(|t| t.profile().clone())
-            .unwrap_or_else(|| self.config.profile.clone());
+        let profile = self.view(&slot)?.profile(&self.config.profile).clone();
         Ok(SlotInfo {
             description: profile.reader_description(id),
             manufacturer: profile.manufacturer.clone(),
@@ -734,45 +831,26 @@ impl Emulator {
             return Err(Error::TokenNotPresent);
         }
         let (sessions, rw_sessions) = self.session_counts(id);
-        let Some(token) = self.look(&slot)? else {
-            let p = &self.config.profile;
-            return Ok(TokenInfo {
-                label: String::new(),
-                manufacturer: p.manufacturer.clone(),
-                model: p.model.clone(),
-                serial: String::new(),
-                initialized: false,
-                protected_authentication_path: p.protected_authentication_path,
-                user_pin: PinStatus::default(),
-                so_pin: PinStatus::default(),
-                sessions,
-                rw_sessions,
-                min_pin_len: p.user_pin_min as u64,
-                max_pin_len: p.user_pin_max as u64,
-                hardware_version: (p.hardware_version[0], p.hardware_version[1]),
-                firmware_version: (p.firmware_version[0], p.firmware_version[1]),
-            });
-        };
-        let p = token.profile();
+        let view = self.view(&slot)?;
+        let p = view.profile(&self.config.profile);
         let status = |who| {
-            token
-                .pin_record(who)
-                .map(|r| PinStatus {
+            view.pin(who)
+                .map(|(tries_left, failed_since_ok, to_be_changed)| PinStatus {
                     initialized: true,
-                    tries_left: r.tries_left,
-                    count_low: r.failed_since_ok && r.tries_left > 0,
-                    final_try: r.tries_left == 1,
-                    locked: r.tries_left == 0,
-                    to_be_changed: r.to_be_changed,
+                    tries_left,
+                    count_low: failed_since_ok && tries_left > 0,
+                    final_try: tries_left == 1,
+                    locked: tries_left == 0,
+                    to_be_changed,
                 })
                 .unwrap_or_default()
         };
         Ok(TokenInfo {
-            label: token.label(),
+            label: view.label(),
             manufacturer: p.manufacturer.clone(),
             model: p.model.clone(),
-            serial: token.serial(),
-            initialized: true,
+            serial: view.serial(),
+            initialized: !matches!(view, View::Blank),
             protected_authentication_path: p.protected_authentication_path,
             user_pin: status(PinOwner::User),
             so_pin: status(PinOwner::So),

@@ -75,6 +75,95 @@ pub struct Snapshot {
     pub present: bool,
 }
 
+/// What `C_GetSlotInfo`/`C_GetTokenInfo` show of a token, kept beside its file
+/// (`slot-N.kilt.summary`) so a process with thousands of tokens reads one small file instead of
+/// opening each database. No secret is in it: the PINs' counters and flags, not their records.
+///
+/// Written inside the write transaction that changes it, just before the commit (so concurrent
+/// writers, ordered by SQLite's write lock, leave the last commit's summary), removed if that
+/// commit fails, and removed by a process that opens the token and finds it differing (a crash
+/// between the write and the commit). Without a summary, readers open the database.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub label: String,
+    pub serial: String,
+    /// The profile's TOML, as stored in the token.
+    pub profile: String,
+    /// (owner: 0 SO, 1 user; tries left; failed since the last success; to be changed).
+    pub pins: Vec<(i64, u32, bool, bool)>,
+}
+
+impl Summary {
+    /// The summary file of a token file.
+    pub fn file(token_file: &Path) -> PathBuf {
+        let mut name = token_file.as_os_str().to_owned();
+        name.push(".summary");
+        name.into()
+    }
+
+    /// Reads a token's summary; `None` when there is none (or it cannot be read).
+    pub fn read(token_file: &Path) -> Option<Summary> {
+        let bytes = std::fs::read(Summary::file(token_file)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The summary of what a snapshot holds.
+    pub fn of(meta: &BTreeMap<String, Vec<u8>>, pins: &HashMap<PinOwner, PinRecord>) -> Summary {
+        let text = |k: &str| {
+            meta.get(k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        let mut pins: Vec<(i64, u32, bool, bool)> = pins
+            .iter()
+            .map(|(o, r)| (o.key(), r.tries_left, r.failed_since_ok, r.to_be_changed))
+            .collect();
+        pins.sort_unstable();
+        Summary {
+            label: text("label"),
+            serial: text("serial"),
+            profile: text("profile"),
+            pins,
+        }
+    }
+
+    /// The counters of `who`'s PIN, if it is set.
+    pub fn pin(&self, who: PinOwner) -> Option<(u32, bool, bool)> {
+        self.pins
+            .iter()
+            .find(|p| p.0 == who.key())
+            .map(|p| (p.1, p.2, p.3))
+    }
+
+    /// Removes a token's summary (readers then open the database).
+    pub fn remove(token_file: &Path) {
+        let _ = std::fs::remove_file(Summary::file(token_file));
+    }
+
+    fn write(&self, token_file: &Path) -> Result<()> {
+        let file = Summary::file(token_file);
+        let mut tmp = file.clone().into_os_string();
+        tmp.push(format!(".{}", std::process::id()));
+        let json = serde_json::to_vec(self).map_err(|e| Error::Store(e.to_string()))?;
+        // Written beside and renamed over: a reader never sees half a summary.
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .map_err(|e| Error::Store(format!("cannot write {}: {e}", file.display())))
+    }
+}
+
+/// Commits a transaction that changed the token's label or PINs, writing the summary first.
+fn commit_with_summary(tx: rusqlite::Transaction, token_file: &Path) -> Result<()> {
+    let meta = read_meta(&tx)?;
+    let pins = read_pins(&tx)?;
+    Summary::of(&meta, &pins).write(token_file)?;
+    if let Err(e) = tx.commit() {
+        Summary::remove(token_file);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// What changes without objects changing: PIN records, control settings and presence.
 #[derive(Clone, Debug, Default)]
 pub struct Small {
@@ -162,7 +251,12 @@ impl Store {
         let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);
         linked.map_err(|e| Error::Store(format!("cannot create {}: {e}", path.display())))?;
-        Store::open(path)
+        let mut store = Store::open(path)?;
+        let tx = store
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        commit_with_summary(tx, path)?;
+        Ok(store)
     }
 
     /// Opens an existing token file.
@@ -190,6 +284,15 @@ impl Store {
         })
     }
 
+    /// Writes the summary again from the database, under the write lock (a token of an older
+    /// version had none; a crash between a summary and its commit left one ahead).
+    pub fn rewrite_summary(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        commit_with_summary(tx, &self.path)
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -208,21 +311,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut snap = Snapshot::default();
         {
-            let mut st = tx.prepare_cached("SELECT key, value FROM meta")?;
-            let rows = st.query_map([], |r| {
-                let v: rusqlite::types::Value = r.get(1)?;
-                let bytes = match v {
-                    rusqlite::types::Value::Blob(b) => b,
-                    rusqlite::types::Value::Text(t) => t.into_bytes(),
-                    rusqlite::types::Value::Integer(i) => i.to_string().into_bytes(),
-                    _ => vec![],
-                };
-                Ok((r.get::<_, String>(0)?, bytes))
-            })?;
-            for row in rows {
-                let (k, v) = row?;
-                snap.meta.insert(k, v);
-            }
+            snap.meta = read_meta(&tx)?;
             snap.pins = read_pins(&tx)?;
             snap.control = read_control(&tx)?;
             snap.present = !unplugged_marker(&self.path).exists();
@@ -246,6 +335,15 @@ impl Store {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T>,
     ) -> Result<T> {
+        self.write_objects_and(false, f)
+    }
+
+    /// `write_objects`, also writing the summary when `summary` (the label or PINs changed).
+    fn write_objects_and<T>(
+        &mut self,
+        summary: bool,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T>,
+    ) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -254,7 +352,11 @@ impl Store {
             "UPDATE meta SET value = value + 1 WHERE key = 'objects_gen'",
             [],
         )?;
-        tx.commit()?;
+        if summary {
+            commit_with_summary(tx, &self.path)?;
+        } else {
+            tx.commit()?;
+        }
         // Our own commit does not change our data_version, so our cache stays valid: the
         // caller updates it in place. Only forget the generation so a later refresh by another
         // process's change reloads objects.
@@ -309,7 +411,7 @@ impl Store {
     /// Re-initialisation (C_InitToken): all objects and the user PIN go, the SO PIN record and
     /// the metadata are replaced, in one transaction.
     pub fn reinitialise(&mut self, meta: &[(&str, Vec<u8>)], so_pin: &PinRecord) -> Result<()> {
-        self.write_objects(|tx| {
+        self.write_objects_and(true, |tx| {
             tx.execute("DELETE FROM objects", [])?;
             tx.execute("DELETE FROM pins", [])?;
             for (k, v) in meta {
@@ -344,8 +446,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Store::write_pin(&tx, owner, rec)?;
-        tx.commit()?;
-        Ok(())
+        commit_with_summary(tx, &self.path)
     }
 
     /// Takes one try of a PIN: the counter is decremented and committed *before* the caller
@@ -364,17 +465,20 @@ impl Store {
                 [owner.key()],
             )?;
         }
-        tx.commit()?;
+        commit_with_summary(tx, &self.path)?;
         Ok(rec)
     }
 
     /// Gives back the try after a correct PIN: counter full again, no recent failure.
     pub fn pin_succeeded(&mut self, owner: PinOwner, max_tries: u32) -> Result<()> {
-        self.conn.execute(
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
             "UPDATE pins SET tries_left = ?2, failed_since_ok = 0 WHERE user = ?1",
             params![owner.key(), max_tries],
         )?;
-        Ok(())
+        commit_with_summary(tx, &self.path)
     }
 
     /// Sets a control value (presence, latency, faults), seen by every process using the token.
@@ -480,6 +584,20 @@ impl Store {
             present: !unplugged_marker(&self.path).exists(),
         })
     }
+}
+
+fn read_meta(tx: &rusqlite::Transaction) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut st = tx.prepare_cached("SELECT key, value FROM meta")?;
+    let rows = st.query_map([], |r| {
+        let bytes = match r.get::<_, rusqlite::types::Value>(1)? {
+            rusqlite::types::Value::Blob(b) => b,
+            rusqlite::types::Value::Text(t) => t.into_bytes(),
+            rusqlite::types::Value::Integer(i) => i.to_string().into_bytes(),
+            _ => vec![],
+        };
+        Ok((r.get::<_, String>(0)?, bytes))
+    })?;
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 fn read_control(tx: &rusqlite::Transaction) -> Result<BTreeMap<String, String>> {

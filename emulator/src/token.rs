@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::object::Object;
 use crate::pin::Pin;
 use crate::profile::{Profile, TimedOp};
-use crate::store::{PinOwner, PinRecord, Snapshot, Store};
+use crate::store::{PinOwner, PinRecord, Snapshot, Store, Summary};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -318,6 +318,13 @@ impl Token {
         let control_file = control_file_of(store.path());
         let control_seen = read_generation(&control_file);
         let snap = store.refresh()?.unwrap_or_default();
+        if Summary::read(store.path()).as_ref() != Some(&Summary::of(&snap.meta, &snap.pins))
+            && let Err(e) = store.rewrite_summary()
+        {
+            // Processes that have not opened the token then open it to read its info.
+            tracing::warn!(error = %e, "cannot rewrite the token's summary");
+            Summary::remove(store.path());
+        }
         let profile = snap
             .meta
             .get("profile")

@@ -144,6 +144,17 @@ fn ten_thousand_tokens_see_other_processes_changes() {
         RvError::SessionHandleInvalid
     );
 
+    // A wrong PIN in another process shows in a token this process never opened.
+    let out = Command::new(module_path().with_file_name("kilt-token"))
+        .args(["keys", "--slot", "77", "--pin-source", "env:BAD"])
+        .env("KILT_TOKEN_DIR", dir)
+        .env("BAD", "0000000000")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a wrong PIN is refused");
+    let info = p.get_token_info(slot_of(&p, 77)).unwrap();
+    assert!(info.user_pin_count_low() && !info.user_pin_locked());
+
     // Re-initialised by another process: one token this process has looked at, one it has not.
     assert_eq!(label(&p, slot_of(&p, 9_999)), "farm");
     for slot in ["9999", "5000"] {
