@@ -95,3 +95,100 @@ fn token_info_without_opening_follows_pin_and_label_changes() {
         "{text}"
     );
 }
+
+#[test]
+fn a_token_pulled_out_is_seen_without_opening_it_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    emulator(dir.path())
+        .provision(0, "presence", &Pin::from(SO), &Pin::from(USER))
+        .unwrap();
+    let emu = emulator(dir.path());
+    let token = emu.token(0).unwrap();
+    token.set_present(false).unwrap();
+    // Already out: nothing to do, and still out.
+    token.set_present(false).unwrap();
+    drop((token, emu));
+
+    let emu = emulator(dir.path());
+    assert!(!emu.slot_list(true).unwrap().contains(&0));
+    assert!(!emu.slot_info(0).unwrap().token_present);
+    assert!(emu.token_info(0).is_err());
+    assert_eq!(
+        emu.opened_tokens(),
+        0,
+        "presence read without opening the token"
+    );
+    drop(emu);
+
+    let emu = emulator(dir.path());
+    emu.token(0).unwrap().set_present(true).unwrap();
+    drop(emu);
+    let emu = emulator(dir.path());
+    assert!(emu.slot_list(true).unwrap().contains(&0));
+    assert_eq!(emu.token_info(0).unwrap().label, "presence");
+    // Put back, it counts as a new insertion (sessions of the last one stay closed).
+    let p = emu.token(0).unwrap().presence();
+    assert!(p.present);
+    assert_eq!(p.insertions, 1);
+}
+
+#[test]
+fn a_folder_of_tokens_is_opened_only_as_far_as_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = kilt_emulator::emulator::LOOKS_OPEN as u64 + 4;
+    let emu = emulator(dir.path());
+    for slot in 0..n {
+        emu.provision(slot, &format!("t{slot}"), &Pin::from(SO), &Pin::from(USER))
+            .unwrap();
+    }
+    // Initialised tokens stay open in the process that made them; the spare follows them.
+    assert_eq!(emu.opened_tokens(), n as usize);
+    assert_eq!(emu.spare_slot().unwrap(), n);
+    assert!(emu.is_initialised(0).unwrap() && !emu.is_initialised(n).unwrap());
+    drop(emu);
+
+    // Without summaries (an older kilt's tokens), reading every token's info opens them, and
+    // closes the oldest again beyond LOOKS_OPEN; a token with a session stays open.
+    for slot in 0..n {
+        std::fs::remove_file(Summary::file(&dir.path().join(format!("slot-{slot}.kilt")))).unwrap();
+    }
+    let emu = emulator(dir.path());
+    assert_eq!(emu.opened_tokens(), 0);
+    let s = emu.open_session(0, false, true).unwrap();
+    for slot in 0..n {
+        let info = emu.token_info(slot).unwrap();
+        assert_eq!(info.label, format!("t{slot}"));
+        assert_eq!(info.serial.len(), 16, "a serial of 16 hex digits: {info:?}");
+    }
+    assert_eq!(
+        emu.opened_tokens(),
+        kilt_emulator::emulator::LOOKS_OPEN + 1,
+        "the looked-at tokens beyond the bound are closed, the one in use is not"
+    );
+    assert!(emu.session_info(s).is_ok());
+    drop(emu);
+
+    // Now each has its summary again: info of all without opening any.
+    let emu = emulator(dir.path());
+    let serials: Vec<String> = (0..n).map(|s| emu.token_info(s).unwrap().serial).collect();
+    assert_eq!(emu.opened_tokens(), 0);
+    assert!(serials.iter().all(|s| s.len() == 16));
+}
+
+#[test]
+fn pulling_out_and_putting_back_a_token_not_opened_are_slot_events() {
+    let dir = tempfile::tempdir().unwrap();
+    emulator(dir.path())
+        .provision(0, "events", &Pin::from(SO), &Pin::from(USER))
+        .unwrap();
+    let watcher = emulator(dir.path());
+    assert_eq!(watcher.slot_event().unwrap(), None, "nothing happened yet");
+    // Another "process" pulls it out: a second emulator, its token control only.
+    let other = emulator(dir.path());
+    other.token(0).unwrap().set_present(false).unwrap();
+    assert_eq!(watcher.slot_event().unwrap(), Some(0));
+    assert_eq!(watcher.slot_event().unwrap(), None, "reported once");
+    other.token(0).unwrap().set_present(true).unwrap();
+    assert_eq!(watcher.slot_event().unwrap(), Some(0));
+    assert_eq!(watcher.opened_tokens(), 0);
+}
