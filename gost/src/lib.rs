@@ -1,0 +1,250 @@
+//! GOST signatures as the Kazakh national PKI and Tumar CSP make them: GOST 34.310-2004 (the
+//! GOST R 34.10-2001 algorithm on the CryptoPro-A curve, hashed with GOST 34.311-95 = GOST R
+//! 34.11-94 under its *Test* S-box) and GOST R 34.10-2015 with 512-bit keys (tc26-512-paramSetA,
+//! Streebog-512). No maintained crate signs GOST R 34.10, so the curve arithmetic is here
+//! ([`curve`]), over crypto-bigint, checked against RFC 7091's example and the national CA's test
+//! certificates.
+//!
+//! Integers are big-endian byte strings, as the standard writes them. The certificates and
+//! PKCS#11 hold them little-endian (see the README): [`reversed`] turns one into the other.
+//!
+//! ```
+//! use kilt_gost::{CurveId, sign, verify, public_key, gost94_test, reversed};
+//! let d = [0x11; 32];
+//! let (x, y) = public_key(CurveId::CryptoProA, &d).unwrap();
+//! // α: the digest read as a little-endian integer (the Kazakh and CryptoPro convention).
+//! let alpha = reversed(&gost94_test(b"message"));
+//! let (r, s) = sign(CurveId::CryptoProA, &d, &alpha, &mut |buf| buf.fill(0x42)).unwrap();
+//! assert!(verify(CurveId::CryptoProA, &x, &y, &alpha, &r, &s));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod curve;
+
+use crypto_bigint::{U256, U512, Uint};
+use curve::{Curve, Params};
+use std::sync::LazyLock;
+use zeroize::Zeroize;
+
+/// What went wrong, in domain terms.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GostError {
+    /// An integer was not as long as the curve's (32 or 64 bytes).
+    #[error("a {what} of {got} bytes for a curve of {want}-byte integers")]
+    Length {
+        what: &'static str,
+        got: usize,
+        want: usize,
+    },
+    /// A private key that is 0 or not below the curve's order q.
+    #[error("the private key is not between 1 and q - 1 of the curve")]
+    KeyOutOfRange,
+    /// The random source gave no usable nonce in many tries (it is broken).
+    #[error("no nonce k in range after {0} tries: the random source is broken")]
+    NoNonce(u32),
+}
+
+/// The parameter sets kilt signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CurveId {
+    /// id-GostR3410-2001-CryptoPro-A-ParamSet (RFC 4357 §11.4; OID 1.2.643.2.2.35.1), which
+    /// the Kazakh 2004 profile names 1.2.398.3.10.1.1.1.1.1.
+    CryptoProA,
+    /// id-tc26-gost-3410-12-512-paramSetA (RFC 7836 §A.1; OID 1.2.643.7.1.2.1.2.1), the Kazakh
+    /// 2015 profile's 1.2.398.3.10.1.1.2.2.1.
+    Tc26_512A,
+}
+
+impl CurveId {
+    /// Bytes of one integer (coordinate, key, r, s): 32 or 64.
+    pub fn int_len(self) -> usize {
+        match self {
+            CurveId::CryptoProA => 32,
+            CurveId::Tc26_512A => 64,
+        }
+    }
+}
+
+static CRYPTOPRO_A: LazyLock<Curve<{ U256::LIMBS }>> = LazyLock::new(|| {
+    let h = U256::from_be_hex;
+    Curve::new(&Params {
+        p: h("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97"),
+        a: h("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD94"),
+        b: U256::from_u8(0xA6),
+        q: h("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF6C611070995AD10045841B09B761B893"),
+        x: U256::ONE,
+        y: h("8D91E471E0989CDA27DF505A453F2B7635294F2DDF23E3B122ACC99C9E9F1E14"),
+    })
+});
+
+static TC26_512_A: LazyLock<Curve<{ U512::LIMBS }>> = LazyLock::new(|| {
+    let h = U512::from_be_hex;
+    Curve::new(&Params {
+        p: h(concat!(
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC7"
+        )),
+        a: h(concat!(
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC4"
+        )),
+        b: h(concat!(
+            "E8C2505DEDFC86DDC1BD0B2B6667F1DA34B82574761CB0E879BD081CFD0B6265",
+            "EE3CB090F30D27614CB4574010DA90DD862EF9D4EBEE4761503190785A71C760"
+        )),
+        q: h(concat!(
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+            "27E69532F48D89116FF22B8D4E0560609B4B38ABFAD2B85DCACDB1411F10B275"
+        )),
+        x: U512::from_u8(3),
+        y: h(concat!(
+            "7503CFE87A836AE3A61B8816E25450E6CE5E1C93ACF1ABC1778064FDCBEFA921",
+            "DF1626BE4FD036E93D75E6A50E3A41E98028FE5FC235F5B889A589CB5215F2A4"
+        )),
+    })
+});
+
+/// Two big-endian integers of a curve's length: a public key (x, y) or a signature (r, s).
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// `bytes` in the other byte order.
+pub fn reversed(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().rev().copied().collect()
+}
+
+/// GOST 34.311-95 (GOST R 34.11-94) with the Test S-box (1.2.643.2.2.30.0), as the Kazakh 2004
+/// profile hashes.
+pub fn gost94_test(data: &[u8]) -> [u8; 32] {
+    use gost94::Digest;
+    gost94::Gost94Test::digest(data).into()
+}
+
+/// Streebog-512 (GOST R 34.11-2012 / 34.11-2015).
+pub fn streebog512(data: &[u8]) -> [u8; 64] {
+    use streebog::Digest;
+    streebog::Streebog512::digest(data).into()
+}
+
+/// Streebog-256.
+pub fn streebog256(data: &[u8]) -> [u8; 32] {
+    use streebog::Digest;
+    streebog::Streebog256::digest(data).into()
+}
+
+/// A big-endian integer of exactly the curve's length.
+fn int<const L: usize>(what: &'static str, bytes: &[u8]) -> Result<Uint<L>, GostError> {
+    let want = Uint::<L>::BYTES;
+    if bytes.len() != want {
+        return Err(GostError::Length {
+            what,
+            got: bytes.len(),
+            want,
+        });
+    }
+    Ok(Uint::from_be_slice(bytes))
+}
+
+fn be<const L: usize>(v: &Uint<L>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(Uint::<L>::BYTES);
+    for limb in v.as_limbs().iter().rev() {
+        out.extend_from_slice(&limb.0.to_be_bytes());
+    }
+    out
+}
+
+/// Runs `f` on the curve of `id` with its integer width.
+macro_rules! on_curve {
+    ($id:expr, $c:ident => $body:expr) => {
+        match $id {
+            CurveId::CryptoProA => {
+                let $c = &*CRYPTOPRO_A;
+                $body
+            }
+            CurveId::Tc26_512A => {
+                let $c = &*TC26_512_A;
+                $body
+            }
+        }
+    };
+}
+
+/// The public key (x, y) of the private key `d`.
+pub fn public_key(id: CurveId, d: &[u8]) -> Result<Pair, GostError> {
+    on_curve!(id, c => {
+        let mut d = int("private key", d)?;
+        let point = c.public_key(&d);
+        d.zeroize();
+        let (x, y) = point.ok_or(GostError::KeyOutOfRange)?;
+        Ok((be(&x), be(&y)))
+    })
+}
+
+/// Signs the digest integer `alpha` with `d` (RFC 7091 §6.1), drawing k from `random` (which
+/// fills a buffer with random bytes) until it is in range: (r, s).
+pub fn sign(
+    id: CurveId,
+    d: &[u8],
+    alpha: &[u8],
+    random: &mut dyn FnMut(&mut [u8]),
+) -> Result<Pair, GostError> {
+    const TRIES: u32 = 64;
+    let mut k = vec![0u8; id.int_len()];
+    for _ in 0..TRIES {
+        random(&mut k);
+        match sign_with_k(id, d, alpha, &k) {
+            Ok(Some(rs)) => {
+                k.zeroize();
+                return Ok(rs);
+            }
+            Ok(None) => continue,
+            Err(e) => {
+                k.zeroize();
+                return Err(e);
+            }
+        }
+    }
+    k.zeroize();
+    Err(GostError::NoNonce(TRIES))
+}
+
+/// Signs with the given k (the standard's examples fix k); `Ok(None)` when k is out of range or
+/// gives r or s = 0 (take another).
+pub fn sign_with_k(
+    id: CurveId,
+    d: &[u8],
+    alpha: &[u8],
+    k: &[u8],
+) -> Result<Option<Pair>, GostError> {
+    on_curve!(id, c => {
+        let mut d = int("private key", d)?;
+        if !c.is_scalar(&d) {
+            d.zeroize();
+            return Err(GostError::KeyOutOfRange);
+        }
+        let alpha = int("digest", alpha)?;
+        let mut k = int("nonce", k)?;
+        let rs = c.sign_with_k(&d, &alpha, &k);
+        d.zeroize();
+        k.zeroize();
+        Ok(rs.map(|(r, s)| (be(&r), be(&s))))
+    })
+}
+
+/// Whether (r, s) signs the digest integer `alpha` under the public key (x, y).
+pub fn verify(id: CurveId, x: &[u8], y: &[u8], alpha: &[u8], r: &[u8], s: &[u8]) -> bool {
+    on_curve!(id, c => {
+        let parsed = (|| {
+            Ok::<_, GostError>((
+                int("x", x)?,
+                int("y", y)?,
+                int("digest", alpha)?,
+                int("r", r)?,
+                int("s", s)?,
+            ))
+        })();
+        match parsed {
+            Ok((x, y, alpha, r, s)) => c.verify(&x, &y, &alpha, &r, &s),
+            Err(_) => false,
+        }
+    })
+}
