@@ -107,6 +107,10 @@ pub struct Rates {
     /// P-256 key pairs per second as session objects, each destroyed again (both halves).
     pub keygen_emulator: f64,
     pub keygen_softhsm2: Option<f64>,
+    /// kilt-gost signing a digest in process (issue 17; not in the token yet): GOST 34.310-2004
+    /// (CryptoPro-A) and GOST R 34.10-2015 with 512-bit keys.
+    pub gost_2004_raw: f64,
+    pub gost_2015_512_raw: f64,
 }
 
 /// The report.
@@ -181,6 +185,9 @@ impl Report {
             Some(v) => format!("  {name:<40} {v:>10.0} key pairs/s\n"),
             None => format!("  {name:<40} {:>10}\n", "n/a (not installed)"),
         };
+        out += "GOST (kilt-gost in process; not in the token yet):\n";
+        out += &row("GOST 34.310-2004, CryptoPro-A", Some(r.gost_2004_raw));
+        out += &row("GOST R 34.10-2015, 512-bit", Some(r.gost_2015_512_raw));
         out += "P-256 key pairs, session objects (generate, then destroy both):\n";
         out += &pairs("kilt emulator via cryptoki", Some(r.keygen_emulator));
         out += &pairs("softhsm2 via cryptoki", r.keygen_softhsm2);
@@ -308,6 +315,28 @@ fn two_thread_rate(m: &Target, d: Duration) -> Result<f64> {
     Ok(two_threads(|| sign_rate(m, d).expect("sign")))
 }
 
+/// GOST signatures per second with kilt-gost, in process.
+fn gost_rate(curve: kilt_gost::CurveId, d: Duration) -> Result<f64> {
+    let key = vec![0x11; curve.int_len()];
+    let alpha = vec![0x42; curve.int_len()];
+    let mut n = 0u8;
+    let mut random = |b: &mut [u8]| {
+        n = n.wrapping_add(1);
+        b.fill(n | 1);
+        b[0] = 0x3f;
+    };
+    let mut failed = None;
+    let r = rate(d, || {
+        if let Err(e) = kilt_gost::sign(curve, &key, &alpha, &mut random) {
+            failed = Some(e);
+        }
+    });
+    match failed {
+        Some(e) => Err(anyhow!("GOST signing failed: {e}")),
+        None => Ok(r),
+    }
+}
+
 /// The summed rate of `f` run on two threads at once.
 fn two_threads(f: impl Fn() -> f64 + Sync) -> f64 {
     std::thread::scope(|scope| {
@@ -354,6 +383,7 @@ pub fn measure(settings: &Settings) -> Result<Report> {
             .map_err(|_| anyhow!("aws-lc-rs digest import failed"))?;
     let (mut p, mut a, mut k, mut k2, mut h) = (vec![], vec![], vec![], vec![], vec![]);
     let mut a2 = vec![];
+    let (mut g4, mut g5) = (vec![], vec![]);
     let (mut gk, mut gh) = (vec![], vec![]);
     for _ in 0..settings.rounds {
         p.push(rate(settings.round, || {
@@ -371,6 +401,8 @@ pub fn measure(settings: &Settings) -> Result<Report> {
             h.push(sign_rate(&sh.target, settings.round)?);
         }
         k2.push(two_thread_rate(&kilt.target, settings.round)?);
+        g4.push(gost_rate(kilt_gost::CurveId::CryptoProA, settings.round)?);
+        g5.push(gost_rate(kilt_gost::CurveId::Tc26_512A, settings.round)?);
         a2.push(two_threads(|| {
             rate(settings.round, || {
                 aws.sign_digest(&aws_digest).expect("aws-lc-rs");
@@ -386,6 +418,8 @@ pub fn measure(settings: &Settings) -> Result<Report> {
         softhsm2: (!h.is_empty()).then(|| median(h)),
         keygen_emulator: median(gk),
         keygen_softhsm2: (!gh.is_empty()).then(|| median(gh)),
+        gost_2004_raw: median(g4),
+        gost_2015_512_raw: median(g5),
     };
     let mut ratios = serde_json::Map::new();
     ratios.insert(
