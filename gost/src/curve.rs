@@ -316,6 +316,12 @@ mod tests {
             !curve.verify(&y, &x, &e, &r, &s),
             "not a point of the curve"
         );
+        // The same values not reduced (each + p or + q still fits in 256 bits on this curve).
+        let (p, q) = (*curve.field.modulus(), *curve.order());
+        assert!(!curve.verify(&x.wrapping_add(&p), &y, &e, &r, &s), "x ≥ p");
+        assert!(!curve.verify(&x, &y.wrapping_add(&p), &e, &r, &s), "y ≥ p");
+        assert!(!curve.verify(&x, &y, &e, &r.wrapping_add(&q), &s), "r ≥ q");
+        assert!(!curve.verify(&x, &y, &e, &r, &s.wrapping_add(&q)), "s ≥ q");
         let (x2, y2) = curve.public_key(&d.wrapping_add(&one)).unwrap();
         assert!(!curve.verify(&x2, &y2, &e, &r, &s), "another key");
     }
@@ -329,6 +335,23 @@ mod tests {
         assert!(curve.public_key(&q.wrapping_sub(&U256::ONE)).is_some());
         assert!(curve.sign_with_k(&d, &e, &U256::ZERO).is_none());
         assert!(curve.sign_with_k(&q, &e, &k).is_none());
+    }
+
+    #[test]
+    fn a_nonce_that_gives_s_zero_is_refused() {
+        // s = r·d + k·e mod q is 0 for e = −r·d·k⁻¹: that k must not give a signature.
+        let (curve, d, _, k) = example();
+        let (cx, _) = curve.affine(&curve.mul(&k, &curve.base)).unwrap();
+        let q = NonZero::new(*curve.order()).unwrap();
+        let sc = |v: &U256| Fe::new(v, curve.scalars);
+        let r = cx.rem(&q);
+        let e = (-(sc(&r) * sc(&d) * sc(&k).invert().0)).retrieve();
+        assert_eq!(curve.sign_with_k(&d, &e, &k), None);
+        assert!(
+            curve
+                .sign_with_k(&d, &e, &k.wrapping_add(&U256::ONE))
+                .is_some()
+        );
     }
 
     #[test]

@@ -125,12 +125,6 @@ pub fn streebog512(data: &[u8]) -> [u8; 64] {
     streebog::Streebog512::digest(data).into()
 }
 
-/// Streebog-256.
-pub fn streebog256(data: &[u8]) -> [u8; 32] {
-    use streebog::Digest;
-    streebog::Streebog256::digest(data).into()
-}
-
 /// A big-endian integer of exactly the curve's length.
 fn int<const L: usize>(what: &'static str, bytes: &[u8]) -> Result<Uint<L>, GostError> {
     let want = Uint::<L>::BYTES;
