@@ -36,6 +36,11 @@ enum Op {
     },
     InitPin(usize),
     Find(usize),
+    /// C_GetAttributeValue by handle: a private object is not there for a public session.
+    Get {
+        s: usize,
+        o: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -53,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..4usize, 0..8usize).prop_map(|(s, o)| Op::Destroy { s, o }),
         (0..4usize).prop_map(Op::InitPin),
         (0..4usize).prop_map(Op::Find),
+        (0..4usize, 0..8usize).prop_map(|(s, o)| Op::Get { s, o }),
     ]
 }
 
@@ -231,6 +237,21 @@ fn step(emu: &Emulator, m: &mut Model, op: &Op) {
                 m.user_tries = TRIES;
             }
         }
+        Op::Get { s, o } => {
+            let Some((h, _)) = pick(*s) else { return };
+            let Some((&oh, obj)) = m.objects.iter().nth(*o % m.objects.len().max(1)) else {
+                return;
+            };
+            let want = if m.visible(obj) {
+                Ok(())
+            } else {
+                Err(Error::ObjectNotFound)
+            };
+            same(
+                &emu.get_attributes(h, oh, &[cryptoki_sys::CKA_CLASS]),
+                &want,
+            );
+        }
         Op::Find(i) => {
             let Some((h, _)) = pick(*i) else { return };
             emu.find_init(h, &[]).unwrap();
@@ -266,20 +287,58 @@ fn check_invariants(emu: &Emulator, m: &Model) {
     }
 }
 
+/// Runs `ops` on a fresh token and the model side by side.
+fn run(ops: &[Op]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::in_dir(dir.path());
+    // The key derivation's cost is not under test here.
+    config.profile.kdf_iterations = 1;
+    let emu = Emulator::new(config).unwrap();
+    emu.provision(0, "model", &Pin::from(SO), &Pin::from(USER))
+        .unwrap();
+    let mut m = Model {
+        user_tries: TRIES,
+        so_tries: TRIES,
+        ..Default::default()
+    };
+    for op in ops {
+        step(&emu, &mut m, op);
+        check_invariants(&emu, &m);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn the_token_behaves_like_the_model(ops in prop::collection::vec(op(), 1..40)) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::in_dir(dir.path());
-        // The key derivation's cost is not under test here.
-        config.profile.kdf_iterations = 1;
-        let emu = Emulator::new(config).unwrap();
-        emu.provision(0, "model", &Pin::from(SO), &Pin::from(USER)).unwrap();
-        let mut m = Model { user_tries: TRIES, so_tries: TRIES, ..Default::default() };
-        for op in &ops {
-            step(&emu, &mut m, op);
-            check_invariants(&emu, &m);
-        }
+        run(&ops);
     }
+}
+
+/// A sequence random ones reach too rarely to be sure of: a private object made while logged
+/// in is not there by its handle once the user logged out, and is again after a new login.
+#[test]
+fn a_private_object_is_not_reachable_by_handle_after_logout() {
+    let (login, get) = (
+        Op::Login {
+            so: false,
+            correct: true,
+            s: 0,
+        },
+        Op::Get { s: 0, o: 0 },
+    );
+    run(&[
+        Op::Open { rw: true },
+        login.clone(),
+        Op::Create {
+            s: 0,
+            token: false,
+            private: true,
+        },
+        get.clone(),
+        Op::Logout(0),
+        get.clone(),
+        login,
+        get,
+    ]);
 }
