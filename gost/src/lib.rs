@@ -242,3 +242,91 @@ pub fn verify(id: CurveId, x: &[u8], y: &[u8], alpha: &[u8], r: &[u8], s: &[u8])
         }
     })
 }
+
+/// The Kazakh national PKI's two GOST profiles (see the fixtures' README): which curve and hash,
+/// the OIDs certificates name them by, and the byte layout of keys and signatures there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// GOST 34.310-2004: CryptoPro-A, GOST 34.311-95 with the Test S-box.
+    Gost2004,
+    /// GOST R 34.10-2015, 512-bit keys: tc26-512-paramSetA, Streebog-512.
+    Gost2015_512,
+}
+
+impl Profile {
+    /// The curve.
+    pub fn curve(self) -> CurveId {
+        match self {
+            Profile::Gost2004 => CurveId::CryptoProA,
+            Profile::Gost2015_512 => CurveId::Tc26_512A,
+        }
+    }
+
+    /// The signature algorithm's OID in certificates.
+    pub fn signature_oid(self) -> &'static str {
+        match self {
+            Profile::Gost2004 => "1.2.398.3.10.1.1.1.2",
+            Profile::Gost2015_512 => "1.2.398.3.10.1.1.2.3.2",
+        }
+    }
+
+    /// The public key algorithm's OID, and its parameters: the curve's and the hash's OIDs.
+    pub fn key_oids(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Profile::Gost2004 => (
+                "1.2.398.3.10.1.1.1.1",
+                "1.2.398.3.10.1.1.1.1.1",
+                "1.2.398.3.10.1.3.1.1.0",
+            ),
+            Profile::Gost2015_512 => (
+                "1.2.398.3.10.1.1.2.2",
+                "1.2.398.3.10.1.1.2.2.1",
+                "1.2.398.3.10.1.3.3",
+            ),
+        }
+    }
+
+    /// The digest of `data` under the profile's hash.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Profile::Gost2004 => gost94_test(data).to_vec(),
+            Profile::Gost2015_512 => streebog512(data).to_vec(),
+        }
+    }
+
+    /// The public key of `d` (big-endian) as certificates hold it: little-endian x ‖ little-endian y.
+    pub fn public_key(self, d: &[u8]) -> Result<Vec<u8>, GostError> {
+        let (x, y) = public_key(self.curve(), d)?;
+        Ok([reversed(&x), reversed(&y)].concat())
+    }
+
+    /// Signs `data` as the national CA signs: the digest read as a little-endian integer, the
+    /// signature little-endian r ‖ little-endian s.
+    pub fn sign(
+        self,
+        d: &[u8],
+        data: &[u8],
+        random: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<Vec<u8>, GostError> {
+        let alpha = reversed(&self.digest(data));
+        let (r, s) = sign(self.curve(), d, &alpha, random)?;
+        Ok([reversed(&r), reversed(&s)].concat())
+    }
+
+    /// Whether `signature` (little-endian r ‖ s) signs `data` under `key` (little-endian x ‖ y).
+    pub fn verify(self, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
+        let n = self.curve().int_len();
+        if key.len() != 2 * n || signature.len() != 2 * n {
+            return false;
+        }
+        let alpha = reversed(&self.digest(data));
+        verify(
+            self.curve(),
+            &reversed(&key[..n]),
+            &reversed(&key[n..]),
+            &alpha,
+            &reversed(&signature[..n]),
+            &reversed(&signature[n..]),
+        )
+    }
+}

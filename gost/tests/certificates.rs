@@ -4,7 +4,7 @@
 //! Kazakh one: the issuer's key an OCTET STRING of little-endian x ‖ y, the signature little-endian
 //! r ‖ s, the digest of the to-be-signed part read as a little-endian integer.
 
-use kilt_gost::{CurveId, gost94_test, reversed, streebog512, verify};
+use kilt_gost::{Profile, gost94_test};
 
 /// One DER element: (tag, whole element, contents).
 fn element(der: &[u8]) -> (u8, &[u8], &[u8]) {
@@ -33,7 +33,26 @@ fn children(mut contents: &[u8]) -> Vec<(u8, &[u8], &[u8])> {
     out
 }
 
+/// The dotted form of an OBJECT IDENTIFIER's contents (X.690 §8.19).
+fn oid(contents: &[u8]) -> String {
+    let mut arcs = vec![];
+    let mut v = 0u64;
+    for b in contents {
+        v = (v << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(v);
+            v = 0;
+        }
+    }
+    let first = arcs[0].min(80) / 40;
+    let mut out = vec![first, arcs[0] - 40 * first];
+    out.extend(&arcs[1..]);
+    out.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
 struct Cert {
+    /// The signature algorithm, and the subject key's algorithm with its two parameters.
+    oids: (String, String, String, String),
     tbs: Vec<u8>,
     signature: Vec<u8>,
     /// x ‖ y, little-endian each, as the certificate holds the subject's key.
@@ -48,33 +67,36 @@ fn cert(name: &str) -> Cert {
     let fields = children(parts[0].2);
     // version [0], serial, signature algorithm, issuer, validity, subject, subject public key info.
     let spki = children(fields[6].2);
+    let key_alg = children(spki[0].2);
+    let key_params = children(key_alg[1].2);
+    let oids = (
+        oid(children(parts[1].2)[0].2),
+        oid(key_alg[0].2),
+        oid(key_params[0].2),
+        oid(key_params[1].2),
+    );
     let key_bits = &spki[1].2[1..];
     let (tag, _, key) = element(key_bits);
     assert_eq!(tag, 0x04, "{name}: the key is an OCTET STRING");
     Cert {
+        oids,
         tbs,
         signature,
         key: key.to_vec(),
     }
 }
 
-/// Whether `issuer`'s key signed `subject` (digest and curve of the profile).
-fn signed_by(subject: &str, issuer: &str, curve: CurveId) -> bool {
+/// Whether `issuer`'s key signed `subject` under `profile`.
+fn signed_by(subject: &str, issuer: &str, profile: Profile) -> bool {
     let (s, i) = (cert(subject), cert(issuer));
-    let n = curve.int_len();
+    let n = profile.curve().int_len();
     assert_eq!(i.key.len(), 2 * n, "{issuer}: x ‖ y of {n} bytes each");
     assert_eq!(
         s.signature.len(),
         2 * n,
         "{subject}: r ‖ s of {n} bytes each"
     );
-    let digest = match curve {
-        CurveId::CryptoProA => gost94_test(&s.tbs).to_vec(),
-        CurveId::Tc26_512A => streebog512(&s.tbs).to_vec(),
-    };
-    let (x, y) = (reversed(&i.key[..n]), reversed(&i.key[n..]));
-    let (r, sig_s) = (reversed(&s.signature[..n]), reversed(&s.signature[n..]));
-    verify(curve, &x, &y, &reversed(&digest), &r, &sig_s)
+    profile.verify(&i.key, &s.tbs, &s.signature)
 }
 
 #[test]
@@ -82,17 +104,17 @@ fn gost_2004_chain_verifies() {
     assert!(signed_by(
         "root-2004.der",
         "root-2004.der",
-        CurveId::CryptoProA
+        Profile::Gost2004
     ));
     assert!(signed_by(
         "nca-2004.der",
         "root-2004.der",
-        CurveId::CryptoProA
+        Profile::Gost2004
     ));
     assert!(signed_by(
         "user-2004.der",
         "nca-2004.der",
-        CurveId::CryptoProA
+        Profile::Gost2004
     ));
 }
 
@@ -101,12 +123,12 @@ fn gost_2004_wrong_issuer_is_refused() {
     assert!(!signed_by(
         "user-2004.der",
         "root-2004.der",
-        CurveId::CryptoProA
+        Profile::Gost2004
     ));
     assert!(!signed_by(
         "nca-2004.der",
         "nca-2004.der",
-        CurveId::CryptoProA
+        Profile::Gost2004
     ));
 }
 
@@ -115,14 +137,69 @@ fn gost_2015_512_user_verifies_under_its_ca() {
     assert!(signed_by(
         "user-2015-512.der",
         "nca-2015-512.der",
-        CurveId::Tc26_512A
+        Profile::Gost2015_512
     ));
     // The CA's own certificate was signed by a root not here: its own key does not verify it.
     assert!(!signed_by(
         "nca-2015-512.der",
         "nca-2015-512.der",
-        CurveId::Tc26_512A
+        Profile::Gost2015_512
     ));
+}
+
+#[test]
+fn signatures_made_in_each_profile_verify_as_the_certificates_do() {
+    for profile in [Profile::Gost2004, Profile::Gost2015_512] {
+        let d = vec![0x2b; profile.curve().int_len()];
+        let key = profile.public_key(&d).unwrap();
+        let mut n = 0u8;
+        let sig = profile
+            .sign(&d, b"tbs", &mut |b: &mut [u8]| {
+                n += 1;
+                b.fill(n);
+            })
+            .unwrap();
+        assert!(profile.verify(&key, b"tbs", &sig), "{profile:?}");
+        assert!(
+            !profile.verify(&key, b"tbS", &sig),
+            "{profile:?}: other data"
+        );
+        assert!(
+            !profile.verify(&key[1..], b"tbs", &sig),
+            "{profile:?}: short key"
+        );
+        assert!(!profile.verify(&key[..3], b"tbs", &sig), "a stub of a key");
+        assert!(
+            !profile.verify(&key, b"tbs", &sig[..3]),
+            "a stub of a signature"
+        );
+    }
+    // The 2004 CA's key from its certificate is the key format `public_key` makes.
+    assert_eq!(
+        cert("nca-2004.der").key.len(),
+        Profile::Gost2004.public_key(&[1; 32]).unwrap().len()
+    );
+}
+
+#[test]
+fn the_profiles_name_what_the_certificates_name() {
+    for (file, issuer_profile, subject_profile) in [
+        ("user-2004.der", Profile::Gost2004, Profile::Gost2004),
+        (
+            "user-2015-512.der",
+            Profile::Gost2015_512,
+            Profile::Gost2015_512,
+        ),
+    ] {
+        let c = cert(file);
+        let (key, curve, hash) = subject_profile.key_oids();
+        assert_eq!(c.oids.0, issuer_profile.signature_oid(), "{file}");
+        assert_eq!(
+            (c.oids.1.as_str(), c.oids.2.as_str(), c.oids.3.as_str()),
+            (key, curve, hash),
+            "{file}"
+        );
+    }
 }
 
 #[test]
