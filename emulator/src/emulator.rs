@@ -457,8 +457,6 @@ struct Slot {
     id: SlotId,
     path: PathBuf,
     held: RwLock<Held>,
-    /// For a token not opened yet: whether the last folder listing showed it pulled out.
-    listed_unplugged: AtomicBool,
     session_objects: RwLock<HashMap<u64, SessionObject>>,
     /// Presence as last reported by `C_WaitForSlotEvent`.
     reported: Mutex<Option<Presence>>,
@@ -541,7 +539,8 @@ impl Slot {
         *self.held.write().unwrap_or_else(|e| e.into_inner()) = Held::Open(Arc::new(t));
     }
 
-    /// Presence without opening the token (a spare slot always holds its blank token).
+    /// Presence without opening the token: a token not open is out while its marker file is
+    /// there (one `stat`, so no listing can be stale); a spare slot always holds its blank token.
     fn presence(&self) -> Result<Presence> {
         let token = match &*self.held.read().unwrap_or_else(|e| e.into_inner()) {
             Held::Spare => {
@@ -552,7 +551,7 @@ impl Slot {
             }
             Held::File => {
                 return Ok(Presence {
-                    present: !self.listed_unplugged.load(Ordering::Acquire),
+                    present: !crate::store::unplugged_marker(&self.path).exists(),
                     insertions: None,
                 });
             }
@@ -609,8 +608,7 @@ impl Emulator {
             looks: Mutex::new(std::collections::VecDeque::new()),
             profiles: Mutex::new(HashMap::new()),
         };
-        emu.rescan()?;
-        for slot in emu.slots.read().unwrap_or_else(|e| e.into_inner()).values() {
+        for slot in emu.rescanned_slots()? {
             *lock(&slot.reported) = slot.presence().ok();
         }
         Ok(emu)
@@ -625,39 +623,25 @@ impl Emulator {
     /// of the folder; no token file is opened here.
     pub fn rescan(&self) -> Result<()> {
         let dir = &self.config.token_dir;
-        // Slot number → whether its unplugged marker is there.
-        let mut found: BTreeMap<SlotId, bool> = BTreeMap::new();
-        let mut unplugged = vec![];
+        let mut found = vec![];
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let name = e.file_name();
-                let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("slot-")) else {
-                    continue;
-                };
-                let (number, marker) = match rest.strip_suffix(".kilt.unplugged") {
-                    Some(n) => (n, true),
-                    None => (rest.strip_suffix(".kilt").unwrap_or(""), false),
-                };
-                if let Ok(id) = number.parse::<SlotId>() {
-                    if marker {
-                        unplugged.push(id);
-                    } else {
-                        found.insert(id, false);
-                    }
+                if let Some(id) = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("slot-"))
+                    .and_then(|n| n.strip_suffix(".kilt"))
+                    .and_then(|n| n.parse::<SlotId>().ok())
+                {
+                    found.push(id);
                 }
             }
         }
-        for id in unplugged {
-            if let Some(u) = found.get_mut(&id) {
-                *u = true;
-            }
-        }
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        for (id, unplugged) in found {
+        for id in found {
             let slot = slots
                 .entry(id)
                 .or_insert_with(|| new_slot(id, token_file(dir, id)));
-            slot.listed_unplugged.store(unplugged, Ordering::Release);
             let mut held = slot.held.write().unwrap_or_else(|e| e.into_inner());
             if matches!(*held, Held::Spare) {
                 // Created by another process in what was our spare slot.
@@ -675,13 +659,17 @@ impl Emulator {
     /// Every slot, after a rescan (a snapshot: the list's lock is not held while they are used).
     fn rescanned_slots(&self) -> Result<Vec<Arc<Slot>>> {
         self.rescan()?;
-        Ok(self
-            .slots
+        Ok(self.slots_now())
+    }
+
+    /// Every slot as it is (a snapshot, as above).
+    fn slots_now(&self) -> Vec<Arc<Slot>> {
+        self.slots
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect())
+            .collect()
     }
 
     fn slot(&self, id: SlotId) -> Result<Arc<Slot>> {
@@ -764,10 +752,8 @@ impl Emulator {
     /// How many token files this process has open (for tests and diagnostics: a folder of
     /// thousands of tokens should cost only the ones in use).
     pub fn opened_tokens(&self) -> usize {
-        self.slots
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
+        self.slots_now()
+            .iter()
             .filter(|s| s.opened().is_some())
             .count()
     }
@@ -779,16 +765,15 @@ impl Emulator {
 
     /// The spare slot, whose blank token `init_token` initialises.
     pub fn spare_slot(&self) -> Result<SlotId> {
-        self.rescan()?;
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots
-            .values()
+        self.rescanned_slots()?
+            .iter()
             .find(|s| s.is_spare())
             .map(|s| s.id)
             .ok_or(Error::SlotNotFound(SlotId::MAX))
     }
 
-    /// Finds the slot of the token labelled `label` (opening tokens until it is found).
+    /// Finds the slot of the token labelled `label` (by the tokens' summaries; tokens without one
+    /// are opened to be looked at).
     pub fn slot_by_label(&self, label: &str) -> Result<Option<SlotId>> {
         let slots = self.rescanned_slots()?;
         for s in slots {
@@ -1766,9 +1751,7 @@ impl Emulator {
 
     /// One pending slot event (a token removed or inserted since last reported), if any.
     pub fn slot_event(&self) -> Result<Option<SlotId>> {
-        // Tokens not opened are seen pulled out or put back in the folder's listing.
-        let slots = self.rescanned_slots()?;
-        for slot in slots {
+        for slot in self.slots_now() {
             let now = slot.presence()?;
             let mut seen = lock(&slot.reported);
             if seen.is_some_and(|s| now.changed_from(s)) {
@@ -1828,7 +1811,6 @@ fn new_slot(id: SlotId, path: PathBuf) -> Arc<Slot> {
         id,
         path,
         held: RwLock::new(Held::Spare),
-        listed_unplugged: AtomicBool::new(false),
         session_objects: RwLock::new(HashMap::new()),
         reported: Mutex::new(None),
     })
