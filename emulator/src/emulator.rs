@@ -471,22 +471,32 @@ impl Slot {
         }
     }
 
-    /// The token to look at, opened now if it was not yet (then the bool is true); `None` for
-    /// the spare slot.
-    fn look(&self, env: &token::EnvOverrides) -> Result<(Option<Arc<Token>>, bool)> {
-        if let Some(t) = self.opened() {
-            return Ok((Some(t), false));
+    /// The token, opened now if it was not yet (then the bool is true): kept open for sessions,
+    /// or else one of the looks a bounded number of which stay open. `None` for the spare slot.
+    fn hold(
+        &self,
+        env: &token::EnvOverrides,
+        for_sessions: bool,
+    ) -> Result<(Option<Arc<Token>>, bool)> {
+        match &*self.held.read().unwrap_or_else(|e| e.into_inner()) {
+            Held::Spare => return Ok((None, false)),
+            Held::Open(t) => return Ok((Some(t.clone()), false)),
+            Held::Looked(t) if !for_sessions => return Ok((Some(t.clone()), false)),
+            Held::Looked(_) | Held::File => {}
         }
         let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
-        match &*held {
-            Held::Spare => Ok((None, false)),
-            Held::Open(t) | Held::Looked(t) => Ok((Some(t.clone()), false)),
-            Held::File => {
-                let t = Arc::new(Token::open(&self.path, env)?);
-                *held = Held::Looked(t.clone());
-                Ok((Some(t), true))
-            }
-        }
+        let (t, opened) = match &*held {
+            Held::Spare => return Ok((None, false)),
+            Held::Open(t) => return Ok((Some(t.clone()), false)),
+            Held::Looked(t) => (t.clone(), false),
+            Held::File => (Arc::new(Token::open(&self.path, env)?), true),
+        };
+        *held = if for_sessions {
+            Held::Open(t.clone())
+        } else {
+            Held::Looked(t.clone())
+        };
+        Ok((Some(t), opened))
     }
 
     /// Closes a token that was only looked at, unless someone holds it right now.
@@ -515,24 +525,7 @@ impl Slot {
 
     /// The token for sessions, opened now if it was not yet; `None` for the spare slot.
     fn token(&self, env: &token::EnvOverrides) -> Result<Option<Arc<Token>>> {
-        if let Held::Open(t) = &*self.held.read().unwrap_or_else(|e| e.into_inner()) {
-            return Ok(Some(t.clone()));
-        }
-        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
-        match &*held {
-            Held::Spare => Ok(None),
-            Held::Open(t) => Ok(Some(t.clone())),
-            Held::Looked(t) => {
-                let t = t.clone();
-                *held = Held::Open(t.clone());
-                Ok(Some(t))
-            }
-            Held::File => {
-                let t = Arc::new(Token::open(&self.path, env)?);
-                *held = Held::Open(t.clone());
-                Ok(Some(t))
-            }
-        }
+        Ok(self.hold(env, true)?.0)
     }
 
     fn set_open(&self, t: Token) {
@@ -703,7 +696,7 @@ impl Emulator {
     /// The token of `slot` to read its info or label: opened if need be, and then counted among
     /// the looks, the oldest of which is closed again beyond [`LOOKS_OPEN`].
     fn look(&self, slot: &Slot) -> Result<Option<Arc<Token>>> {
-        let (token, opened) = slot.look(&self.config.env)?;
+        let (token, opened) = slot.hold(&self.config.env, false)?;
         if opened {
             let evict = {
                 let mut looks = lock(&self.looks);
