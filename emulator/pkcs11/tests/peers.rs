@@ -59,6 +59,26 @@ fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
     text
 }
 
+/// Plain OpenSSL (no engine, no kilt) checks that `signature` in `dir` is the SHA-256 ECDSA
+/// signature of `data` under the public key in `public_pem`.
+fn openssl_verifies(dir: &Path, public_pem: &str, signature: &str, data: &str) {
+    let file = |n: &str| dir.join(n).display().to_string();
+    let said = ok(
+        dir,
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &file(public_pem),
+            "-signature",
+            &file(signature),
+            &file(data),
+        ],
+    );
+    assert!(said.contains("Verified OK"), "{said}");
+}
+
 /// Signs `input` with key 01 of token "peer", output in OpenSSL's DER form.
 fn p11_sign(dir: &Path, module: &str, mechanism: &str, input: &str, output: &str) {
     ok(
@@ -182,20 +202,7 @@ fn pkcs11_tool_lists_generates_signs_and_openssl_verifies() {
     );
 
     p11_sign(d, &m, "ECDSA-SHA256", &file("doc.txt"), &file("sha.sig"));
-    let v = ok(
-        d,
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &file("pub.pem"),
-            "-signature",
-            &file("sha.sig"),
-            &file("doc.txt"),
-        ],
-    );
-    assert!(v.contains("Verified OK"), "{v}");
+    openssl_verifies(d, "pub.pem", "sha.sig", "doc.txt");
 
     ok(
         d,
@@ -333,20 +340,7 @@ fn p11tool_and_the_openssl_engine_address_the_key_by_uri() {
             + "\n",
     )
     .unwrap();
-    let v = ok(
-        d,
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &file("pub.pem"),
-            "-signature",
-            &file("doc.sig"),
-            &file("doc.txt"),
-        ],
-    );
-    assert!(v.contains("Verified OK"), "{v}");
+    openssl_verifies(d, "pub.pem", "doc.sig", "doc.txt");
 }
 
 #[test]
@@ -596,20 +590,7 @@ fn java_signs_through_sunpkcs11_and_a_wrong_pin_costs_one_try() {
             &file("pub.pem"),
         ],
     );
-    let verified = ok(
-        d,
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &file("pub.pem"),
-            "-signature",
-            &file("doc.sig"),
-            &file("doc.txt"),
-        ],
-    );
-    assert!(verified.contains("Verified OK"), "{verified}");
+    openssl_verifies(d, "pub.pem", "doc.sig", "doc.txt");
 
     let refused = sign("0000000000");
     let said = String::from_utf8_lossy(&refused.stderr);
