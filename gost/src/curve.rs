@@ -45,7 +45,8 @@ impl<const L: usize> ConditionallySelectable for Point<L> {
 pub struct Curve<const L: usize> {
     field: DynResidueParams<L>,
     scalars: DynResidueParams<L>,
-    q: Uint<L>,
+    /// q, checked non-zero once, for the reductions modulo q.
+    q: NonZero<Uint<L>>,
     a: Fe<L>,
     b: Fe<L>,
     b3: Fe<L>,
@@ -61,7 +62,7 @@ impl<const L: usize> Curve<L> {
         Curve {
             field,
             scalars: DynResidueParams::new(&params.q),
-            q: params.q,
+            q: NonZero::new(params.q).expect("a curve's order is not zero"),
             a: fe(&params.a),
             b,
             b3: b + b + b,
@@ -184,13 +185,12 @@ impl<const L: usize> Curve<L> {
 
     /// Whether 0 < v < q.
     pub fn is_scalar(&self, v: &Uint<L>) -> bool {
-        !bool::from(v.is_zero()) && v < &self.q
+        !bool::from(v.is_zero()) && v < &*self.q
     }
 
     /// e = α mod q, and 1 if that is 0 (RFC 7091 §6.1 step 2).
     pub fn e(&self, alpha: &Uint<L>) -> Uint<L> {
-        let q = NonZero::new(self.q).expect("q is not zero");
-        let e = alpha.rem(&q);
+        let e = alpha.rem(&self.q);
         if bool::from(e.is_zero()) {
             Uint::ONE
         } else {
@@ -211,7 +211,7 @@ impl<const L: usize> Curve<L> {
         }
         let e = self.e(alpha);
         let (cx, _) = self.affine(&self.mul(k, &self.base))?;
-        let r = cx.rem(&NonZero::new(self.q).expect("q is not zero"));
+        let r = cx.rem(&self.q);
         let sc = |v: &Uint<L>| Fe::new(v, self.scalars);
         let s = (sc(&r) * sc(d) + sc(k) * sc(&e)).retrieve();
         (self.is_scalar(&r) && self.is_scalar(&s)).then_some((r, s))
@@ -240,7 +240,7 @@ impl<const L: usize> Curve<L> {
         let Some((cx, _)) = self.affine(&c) else {
             return false;
         };
-        cx.rem(&NonZero::new(self.q).expect("q is not zero")) == *r
+        cx.rem(&self.q) == *r
     }
 }
 
