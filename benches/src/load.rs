@@ -130,19 +130,18 @@ pub fn run(settings: &LoadSettings) -> Result<Load> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let started = match &settings.urls {
-        Some(_) => None,
-        None => Some(servers.block_on(start_servers(&settings.work))?),
-    };
-    let urls = match (&settings.urls, &started) {
-        (Some(u), _) => u.clone(),
-        (None, Some((ca, bank))) => Urls {
-            ca: ca.url(),
-            ca_admin: ca.admin_url(),
-            bank: bank.url(),
-            bank_admin: bank.admin_url(),
-        },
-        (None, None) => unreachable!("servers are given or started"),
+    let (urls, started) = match &settings.urls {
+        Some(u) => (u.clone(), None),
+        None => {
+            let (ca, bank) = servers.block_on(start_servers(&settings.work))?;
+            let urls = Urls {
+                ca: ca.url(),
+                ca_admin: ca.admin_url(),
+                bank: bank.url(),
+                bank_admin: bank.admin_url(),
+            };
+            (urls, Some((ca, bank)))
+        }
     };
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()

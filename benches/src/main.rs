@@ -1,22 +1,23 @@
-//! `kilt-bench`: side-by-side signing rates of raw p256, the kilt module and SoftHSM2.
-//! Prepares fresh tokens, then measures in a child process that has them in its environment.
+//! `kilt-bench`: side-by-side rates of raw p256/aws-lc-rs, the kilt module and SoftHSM2
+//! (signing, key pairs, many tokens in one folder), and `kilt-bench load` (many customers at
+//! once). Prepares fresh tokens, then measures in a child process that has them in its
+//! environment.
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use kilt_benches::{
     CARD_LABEL, CARD_PIN, CardSettings, LABEL, OPENSC, SO_PIN, SOFTHSM, Settings, USER_PIN,
-    VPCD_READER, measure,
+    VPCD_READER, load, measure, scale,
 };
-use kilt_benches::{load, scale};
 use kilt_emulator::{Config, Emulator, Pin};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 /// The scale measurement, handed from the parent to the child that prints the report.
 const SCALE: &str = "KILT_BENCH_SCALE";
 /// The load run's work folder, handed from the parent (which made the tokens) to the child.
 const LOAD_WORK: &str = "KILT_BENCH_LOAD_WORK";
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
 
 /// Measure the signing rate of the kilt module against raw p256 and SoftHSM2, in one run.
 #[derive(Parser, Debug)]
