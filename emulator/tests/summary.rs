@@ -186,6 +186,12 @@ fn pulling_out_and_putting_back_a_token_not_opened_are_slot_events() {
     // Another "process" pulls it out: a second emulator, its token control only.
     let other = emulator(dir.path());
     other.token(0).unwrap().set_present(false).unwrap();
+    // Asked about that one slot, with no slot list since: out, not as last listed.
+    assert!(matches!(
+        watcher.token_info(0),
+        Err(kilt_emulator::Error::TokenNotPresent)
+    ));
+    assert!(!watcher.slot_info(0).unwrap().token_present);
     assert_eq!(watcher.slot_event().unwrap(), Some(0));
     assert_eq!(watcher.slot_event().unwrap(), None, "reported once");
     other.token(0).unwrap().set_present(true).unwrap();
