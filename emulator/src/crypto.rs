@@ -94,6 +94,11 @@ impl EcPrivateKey {
         })
     }
 
+    /// An independent copy (its own aws-lc key object), for one thread to sign with.
+    pub fn copy(&self) -> Result<Self> {
+        Self::from_scalar(self.scalar.as_ref())
+    }
+
     /// The big-endian private scalar.
     pub fn scalar(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(self.scalar.to_vec())

@@ -1,7 +1,7 @@
 //! The exported functions, in the order of PKCS#11 2.40 §5. Each body runs inside [`guard`].
 
 use crate::abi::{self, OutputRoom, padded, unpad};
-use crate::{Rv, STATE, emu, guard, init_logging};
+use crate::{Rv, STATE, emu, guard, init_logging, lifecycle};
 use cryptoki_sys::*;
 use kilt_emulator::{
     AttrResult, Config, Emulator, ObjectHandle, Operation, Part, Pin, SessionHandle, SessionState,
@@ -61,12 +61,12 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
                 return Err(Rv(CKR_CANT_LOCK));
             }
         }
-        let mut state = STATE.write().unwrap_or_else(|e| e.into_inner());
-        if state.is_some() {
+        let _changing = lifecycle();
+        if STATE.load().is_some() {
             return Err(Rv(CKR_CRYPTOKI_ALREADY_INITIALIZED));
         }
         let config = Config::from_env()?;
-        *state = Some(Arc::new(Emulator::new(config)?));
+        STATE.store(Some(Arc::new(Emulator::new(config)?)));
         Ok(())
     })
 }
@@ -78,11 +78,10 @@ pub unsafe extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
         if !pReserved.is_null() {
             return Err(BAD);
         }
-        let emu = STATE
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or(Rv(CKR_CRYPTOKI_NOT_INITIALIZED))?;
+        let emu = {
+            let _changing = lifecycle();
+            STATE.swap(None).ok_or(Rv(CKR_CRYPTOKI_NOT_INITIALIZED))?
+        };
         emu.shut_down();
         for slot in emu.slot_list(false).unwrap_or_default() {
             let _ = emu.close_all_sessions(slot);

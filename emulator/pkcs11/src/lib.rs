@@ -29,12 +29,18 @@ mod fns;
 use cryptoki_sys::*;
 use kilt_emulator::{Emulator, Error};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
 pub use fns::*;
 
-/// The emulator of this process between `C_Initialize` and `C_Finalize`.
-static STATE: RwLock<Option<Arc<Emulator>>> = RwLock::new(None);
+/// The emulator of this process between `C_Initialize` and `C_Finalize`. Every call reads it;
+/// an `ArcSwap` load writes only the calling thread's own slot, where a lock or an `Arc` clone
+/// would make every call of every thread write one shared cache line (two threads signing
+/// scaled 1.72–1.83× with that, against 1.9× for aws-lc-rs alone).
+static STATE: arc_swap::ArcSwapOption<Emulator> = arc_swap::ArcSwapOption::const_empty();
+
+/// Held while `STATE` changes (`C_Initialize`, `C_Finalize`) and across `fork()`.
+static LIFECYCLE: Mutex<()> = Mutex::new(());
 
 /// The parent's emulators a forked child inherited; the child's `C_Initialize` closes their
 /// token files and forgets them (never dropped: their threads and sessions are the parent's).
@@ -48,22 +54,26 @@ fn release_after_fork() {
     }
 }
 
-type StateGuard = std::sync::RwLockWriteGuard<'static, Option<Arc<Emulator>>>;
+/// Holds [`LIFECYCLE`] for a caller that changes [`STATE`].
+pub(crate) fn lifecycle() -> std::sync::MutexGuard<'static, ()> {
+    LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 std::thread_local! {
-    /// `STATE`, held by the forking thread from just before `fork()` until just after.
-    static HELD: std::cell::RefCell<Option<StateGuard>> = const { std::cell::RefCell::new(None) };
+    /// [`LIFECYCLE`], held by the forking thread from just before `fork()` until just after.
+    static HELD: std::cell::RefCell<Option<std::sync::MutexGuard<'static, ()>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// PKCS#11 2.40 §5.5.1 (3.0 §6.7.7): a forked child starts uninitialised and must call `C_Initialize`
-/// (which then succeeds, as SoftHSM2's fork detection does). `STATE` is held across `fork()` so
-/// the child never inherits it locked by a thread that does not exist there. The child sets the
+/// (which then succeeds, as SoftHSM2's fork detection does). [`LIFECYCLE`] is held across
+/// `fork()` so the child never inherits it locked by a thread that does not exist there. The child sets the
 /// parent's emulator aside ([`LEFT_BY_FORK`]) without running its destructor (its threads and
 /// sessions are the parent's); the child's `C_Initialize` closes its token files and forgets it.
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn prepare() {
-        let g = STATE.write().unwrap_or_else(|e| e.into_inner());
+        let g = lifecycle();
         HELD.with(|h| *h.borrow_mut() = Some(g));
     }
     extern "C" fn parent() {
@@ -71,8 +81,8 @@ fn watch_forks() {
     }
     extern "C" fn child() {
         HELD.with(|h| {
-            if let Some(mut g) = h.borrow_mut().take()
-                && let Some(parents) = g.take()
+            if let Some(_g) = h.borrow_mut().take()
+                && let Some(parents) = STATE.swap(None)
             {
                 LEFT_BY_FORK
                     .lock()
@@ -166,13 +176,26 @@ pub fn guard(name: &'static str, f: impl FnOnce() -> Result<(), Rv>) -> CK_RV {
     }
 }
 
+/// The emulator for the length of one call (see [`STATE`]).
+pub(crate) struct Emu(arc_swap::Guard<Option<Arc<Emulator>>>);
+
+impl std::ops::Deref for Emu {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        // Checked present by `emu()`, and a guard's value never changes.
+        self.0
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("emu() checked it"))
+    }
+}
+
 /// The emulator, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
-fn emu() -> Result<Arc<Emulator>, Rv> {
-    STATE
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .ok_or(Rv(CKR_CRYPTOKI_NOT_INITIALIZED))
+fn emu() -> Result<Emu, Rv> {
+    let g = STATE.load();
+    if g.is_none() {
+        return Err(Rv(CKR_CRYPTOKI_NOT_INITIALIZED));
+    }
+    Ok(Emu(g))
 }
 
 fn init_logging() {
