@@ -330,3 +330,46 @@ impl Profile {
         )
     }
 }
+
+/// PKCS#11's layout of GOST R 34.10 keys and signatures (2.40 Current Mechanisms, "GOST R
+/// 34.10-2001"): the public key's `CKA_VALUE` is little-endian x ‖ little-endian y (the same
+/// bytes as the certificates' key OCTET STRING); `CKM_GOSTR3410` takes the digest as the hash
+/// outputs it, read as a little-endian integer (as the certificates' digests are, and as
+/// OpenSSL's GOST engine reads it); its signature is s ‖ r, each big-endian — RFC 4491 §2.2.2's
+/// bytes, which the Kazakh certificates store reversed (little-endian r ‖ s).
+pub mod pkcs11 {
+    use super::{CurveId, GostError, reversed};
+
+    /// The public key's `CKA_VALUE` for the big-endian private key `d`.
+    pub fn public_value(id: CurveId, d: &[u8]) -> Result<Vec<u8>, GostError> {
+        let (x, y) = super::public_key(id, d)?;
+        Ok([reversed(&x), reversed(&y)].concat())
+    }
+
+    /// `CKM_GOSTR3410`: signs `digest` (the curve's integer length) with `d`.
+    pub fn sign_digest(
+        id: CurveId,
+        d: &[u8],
+        digest: &[u8],
+        random: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<Vec<u8>, GostError> {
+        let (r, s) = super::sign(id, d, &reversed(digest), random)?;
+        Ok([s, r].concat())
+    }
+
+    /// Whether `signature` (s ‖ r) signs `digest` under the public `CKA_VALUE` `value`.
+    pub fn verify_digest(id: CurveId, value: &[u8], digest: &[u8], signature: &[u8]) -> bool {
+        let n = id.int_len();
+        if value.len() != 2 * n || signature.len() != 2 * n {
+            return false;
+        }
+        super::verify(
+            id,
+            &reversed(&value[..n]),
+            &reversed(&value[n..]),
+            &reversed(digest),
+            &signature[n..],
+            &signature[..n],
+        )
+    }
+}

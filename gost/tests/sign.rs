@@ -64,3 +64,24 @@ fn bad_input_is_refused_with_its_reason() {
     assert_eq!(sign_with_k(c, &[1; 32], &[1; 32], &[0xff; 32]), Ok(None));
     assert!(!verify(c, &[1; 31], &[1; 32], &[1; 32], &[1; 32], &[1; 32]));
 }
+
+/// PKCS#11's layout is the certificates' reversed: s ‖ r big-endian against r ‖ s little-endian,
+/// and the same little-endian key bytes; wrong lengths are refused, not read short.
+#[test]
+fn the_pkcs11_layout_is_the_certificates_reversed() {
+    use kilt_gost::{Profile, pkcs11, reversed};
+    for profile in [Profile::Gost2004, Profile::Gost2015_512] {
+        let id = profile.curve();
+        let d = vec![0x21; id.int_len()];
+        let value = pkcs11::public_value(id, &d).unwrap();
+        assert_eq!(value, profile.public_key(&d).unwrap());
+        let data = b"the same message";
+        let digest = profile.digest(data);
+        let sig = pkcs11::sign_digest(id, &d, &digest, &mut counter()).unwrap();
+        assert!(pkcs11::verify_digest(id, &value, &digest, &sig));
+        assert!(profile.verify(&value, data, &reversed(&sig)));
+        assert!(!pkcs11::verify_digest(id, &value, &digest, &reversed(&sig)));
+        assert!(!pkcs11::verify_digest(id, &value[1..], &digest, &sig));
+        assert!(!pkcs11::verify_digest(id, &value, &digest, &sig[1..]));
+    }
+}
