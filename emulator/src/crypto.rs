@@ -1,4 +1,5 @@
-//! Cryptography of the token: P-256 keys, ECDSA, SHA-256, randomness and the at-rest encryption.
+//! Cryptography of the token: P-256 keys and ECDSA, GOST R 34.10 keys (through `kilt-gost`),
+//! the hashes of its mechanisms, randomness and the at-rest encryption.
 //!
 //! Signing sits behind [`EcdsaSigner`] so the hot path can use `aws-lc-rs` (measured ~4× faster
 //! than `p256` here, DESIGN.md) while `p256` stays the independent verifier and the fallback for
@@ -164,6 +165,328 @@ pub fn verify_digest(point: &[u8], digest: &[u8], signature: &[u8]) -> Result<()
         Ok(()) => Ok(()),
         Err(_) if digest.len() < SHA256_LEN / 2 => Err(Error::DataLenRange),
         Err(_) => Err(Error::SignatureInvalid),
+    }
+}
+
+/// What a key pair is: a P-256 key, or a GOST R 34.10 key on one of the two Kazakh curves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    P256,
+    Gost(kilt_gost::CurveId),
+}
+
+impl KeyAlgorithm {
+    /// Bytes of a signature as PKCS#11 returns it.
+    pub fn signature_len(self) -> usize {
+        match self {
+            KeyAlgorithm::P256 => SIGNATURE_LEN,
+            KeyAlgorithm::Gost(c) => 2 * c.int_len(),
+        }
+    }
+
+    /// Bytes of the digest a raw signature mechanism (CKM_ECDSA, CKM_GOSTR3410) signs.
+    pub fn digest_len(self) -> usize {
+        match self {
+            KeyAlgorithm::P256 => SHA256_LEN,
+            KeyAlgorithm::Gost(c) => c.int_len(),
+        }
+    }
+}
+
+/// `CKA_GOSTR3410_PARAMS`: DER OIDs naming each curve, the Russian one (RFC 4357 §10.8, RFC 7836
+/// §A.1) first — what a new key is given — then the Kazakh one (the fixtures' certificates).
+pub const GOST_CURVES: &[(kilt_gost::CurveId, &[&str])] = &[
+    (
+        kilt_gost::CurveId::CryptoProA,
+        &["1.2.643.2.2.35.1", "1.2.398.3.10.1.1.1.1.1"],
+    ),
+    (
+        kilt_gost::CurveId::Tc26_512A,
+        &["1.2.643.7.1.2.1.2.1", "1.2.398.3.10.1.1.2.2.1"],
+    ),
+];
+
+/// `CKA_GOSTR3411_PARAMS` and `CKM_GOSTR3411`'s parameter: DER OIDs naming each hash, Russian
+/// first (RFC 4357 §10.2, RFC 6986), then Kazakh.
+pub const GOST_HASHES: &[(HashKind, &[&str])] = &[
+    (
+        HashKind::Gost94Test,
+        &["1.2.643.2.2.30.0", "1.2.398.3.10.1.3.1.1.0"],
+    ),
+    (HashKind::Gost94CryptoPro, &["1.2.643.2.2.30.1"]),
+    (
+        HashKind::Streebog512,
+        &["1.2.643.7.1.1.2.3", "1.2.398.3.10.1.3.3"],
+    ),
+];
+
+/// The DER of a dotted OID.
+pub fn oid_der(dotted: &str) -> Vec<u8> {
+    use sec1::der::Encode;
+    sec1::der::asn1::ObjectIdentifier::new_unwrap(dotted)
+        .to_der()
+        .unwrap_or_default()
+}
+
+/// The curve a `CKA_GOSTR3410_PARAMS` value names.
+pub fn gost_curve(params: &[u8]) -> Option<kilt_gost::CurveId> {
+    GOST_CURVES
+        .iter()
+        .find(|(_, oids)| oids.iter().any(|o| oid_der(o) == params))
+        .map(|(c, _)| *c)
+}
+
+/// The hash a `CKA_GOSTR3411_PARAMS` value (or `CKM_GOSTR3411` parameter) names.
+pub fn gost_hash(params: &[u8]) -> Option<HashKind> {
+    GOST_HASHES
+        .iter()
+        .find(|(_, oids)| oids.iter().any(|o| oid_der(o) == params))
+        .map(|(h, _)| *h)
+}
+
+/// The hash a new key of `curve` is given when the template names none: what the Kazakh
+/// profiles hash with (the fixtures' README) — GOST 34.311-95 with the Test S-box for 2004,
+/// Streebog-512 for the 512-bit keys of 2015.
+pub fn default_gost_hash(curve: kilt_gost::CurveId) -> HashKind {
+    match curve {
+        kilt_gost::CurveId::CryptoProA => HashKind::Gost94Test,
+        kilt_gost::CurveId::Tc26_512A => HashKind::Streebog512,
+    }
+}
+
+/// The first (Russian) DER OID of a curve or hash, as a new key's attribute.
+pub fn gost_curve_params(curve: kilt_gost::CurveId) -> Vec<u8> {
+    GOST_CURVES
+        .iter()
+        .find(|(c, _)| *c == curve)
+        .map(|(_, oids)| oid_der(oids[0]))
+        .unwrap_or_default()
+}
+
+/// See [`gost_curve_params`].
+pub fn gost_hash_params(hash: HashKind) -> Vec<u8> {
+    GOST_HASHES
+        .iter()
+        .find(|(h, _)| *h == hash)
+        .map(|(_, oids)| oid_der(oids[0]))
+        .unwrap_or_default()
+}
+
+/// The hashes of the token's mechanisms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HashKind {
+    Sha256,
+    /// GOST R 34.11-94 (GOST 34.311-95) with the Test S-box (the Kazakh 2004 profile's).
+    Gost94Test,
+    /// GOST R 34.11-94 with the CryptoPro S-box (`CKM_GOSTR3411`'s default, 2.40 curr. mech.).
+    Gost94CryptoPro,
+    /// Streebog-512 (GOST R 34.11-2012).
+    Streebog512,
+}
+
+impl HashKind {
+    /// The digest of `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        let mut h = Hasher::new(self);
+        h.update(data);
+        h.finish()
+    }
+
+    /// Bytes of a digest.
+    pub fn output_len(self) -> usize {
+        match self {
+            HashKind::Sha256 | HashKind::Gost94Test | HashKind::Gost94CryptoPro => 32,
+            HashKind::Streebog512 => 64,
+        }
+    }
+}
+
+/// A running hash of any [`HashKind`].
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(sha2::Sha256),
+    Gost94Test(gost94::Gost94Test),
+    Gost94CryptoPro(gost94::Gost94CryptoPro),
+    Streebog512(streebog::Streebog512),
+}
+
+impl Hasher {
+    pub fn new(kind: HashKind) -> Hasher {
+        match kind {
+            HashKind::Sha256 => Hasher::Sha256(Default::default()),
+            HashKind::Gost94Test => Hasher::Gost94Test(Default::default()),
+            HashKind::Gost94CryptoPro => Hasher::Gost94CryptoPro(Default::default()),
+            HashKind::Streebog512 => Hasher::Streebog512(Default::default()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => sha2::Digest::update(h, data),
+            Hasher::Gost94Test(h) => gost94::Digest::update(h, data),
+            Hasher::Gost94CryptoPro(h) => gost94::Digest::update(h, data),
+            Hasher::Streebog512(h) => streebog::Digest::update(h, data),
+        }
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => sha2::Digest::finalize(h).to_vec(),
+            Hasher::Gost94Test(h) => gost94::Digest::finalize(h).to_vec(),
+            Hasher::Gost94CryptoPro(h) => gost94::Digest::finalize(h).to_vec(),
+            Hasher::Streebog512(h) => streebog::Digest::finalize(h).to_vec(),
+        }
+    }
+}
+
+/// A GOST R 34.10 private key held in memory while the user is logged in.
+pub struct GostPrivateKey {
+    curve: kilt_gost::CurveId,
+    /// Big-endian.
+    d: Zeroizing<Vec<u8>>,
+}
+
+impl GostPrivateKey {
+    /// A fresh random key (1 ≤ d < q: drawn again when out of range).
+    pub fn generate(curve: kilt_gost::CurveId) -> Result<Self> {
+        let mut d = Zeroizing::new(vec![0u8; curve.int_len()]);
+        for _ in 0..64 {
+            random(&mut d)?;
+            if kilt_gost::public_key(curve, &d).is_ok() {
+                return Ok(GostPrivateKey { curve, d });
+            }
+        }
+        Err(Error::DeviceError("key generation failed".into()))
+    }
+
+    /// The key with this big-endian scalar.
+    pub fn from_scalar(curve: kilt_gost::CurveId, scalar: &[u8]) -> Result<Self> {
+        kilt_gost::public_key(curve, scalar)
+            .map_err(|_| Error::AttributeValueInvalid(cryptoki_sys::CKA_VALUE))?;
+        Ok(GostPrivateKey {
+            curve,
+            d: Zeroizing::new(scalar.to_vec()),
+        })
+    }
+
+    /// The public key's `CKA_VALUE` (little-endian x ‖ y).
+    pub fn public_value(&self) -> Result<Vec<u8>> {
+        kilt_gost::pkcs11::public_value(self.curve, &self.d)
+            .map_err(|e| Error::DeviceError(e.to_string()))
+    }
+}
+
+/// A private key of either algorithm.
+pub enum PrivateKey {
+    Ec(EcPrivateKey),
+    Gost(GostPrivateKey),
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PrivateKey({:?}, ..)", self.algorithm())
+    }
+}
+
+impl PrivateKey {
+    /// A fresh random key.
+    pub fn generate(alg: KeyAlgorithm) -> Result<Self> {
+        Ok(match alg {
+            KeyAlgorithm::P256 => PrivateKey::Ec(EcPrivateKey::generate()?),
+            KeyAlgorithm::Gost(c) => PrivateKey::Gost(GostPrivateKey::generate(c)?),
+        })
+    }
+
+    /// The key with this big-endian scalar.
+    pub fn from_scalar(alg: KeyAlgorithm, scalar: &[u8]) -> Result<Self> {
+        Ok(match alg {
+            KeyAlgorithm::P256 => PrivateKey::Ec(EcPrivateKey::from_scalar(scalar)?),
+            KeyAlgorithm::Gost(c) => PrivateKey::Gost(GostPrivateKey::from_scalar(c, scalar)?),
+        })
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            PrivateKey::Ec(_) => KeyAlgorithm::P256,
+            PrivateKey::Gost(k) => KeyAlgorithm::Gost(k.curve),
+        }
+    }
+
+    /// The big-endian private scalar (what is sealed in the store).
+    pub fn scalar(&self) -> Zeroizing<Vec<u8>> {
+        match self {
+            PrivateKey::Ec(k) => k.scalar(),
+            PrivateKey::Gost(k) => Zeroizing::new(k.d.to_vec()),
+        }
+    }
+
+    /// The public key as its object holds it: the P-256 point `04 ‖ X ‖ Y`, or the GOST
+    /// `CKA_VALUE`.
+    pub fn public(&self) -> Result<Vec<u8>> {
+        match self {
+            PrivateKey::Ec(k) => Ok(k.public_point()),
+            PrivateKey::Gost(k) => k.public_value(),
+        }
+    }
+
+    /// An independent copy, for one thread to sign with (see `Emulator::own_key`).
+    pub fn copy(&self) -> Result<Self> {
+        match self {
+            PrivateKey::Ec(k) => Ok(PrivateKey::Ec(k.copy()?)),
+            PrivateKey::Gost(k) => Ok(PrivateKey::Gost(GostPrivateKey {
+                curve: k.curve,
+                d: k.d.clone(),
+            })),
+        }
+    }
+
+    /// Signs a digest: ECDSA r ‖ s (SEC1 truncation for other lengths), or GOST R 34.10 in
+    /// PKCS#11's layout (the digest exactly the curve's length, read little-endian; s ‖ r).
+    pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            PrivateKey::Ec(k) => Ok(k.sign_digest(digest)?.to_vec()),
+            PrivateKey::Gost(k) => {
+                if digest.len() != k.curve.int_len() {
+                    return Err(Error::DataLenRange);
+                }
+                let mut failed = None;
+                let sig = kilt_gost::pkcs11::sign_digest(k.curve, &k.d, digest, &mut |b| {
+                    if let Err(e) = random(b) {
+                        failed = Some(e);
+                    }
+                });
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                sig.map_err(|e| Error::DeviceError(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Checks a signature over `digest` with a public key as its object holds it (see
+/// [`PrivateKey::public`]).
+pub fn verify_with(
+    alg: KeyAlgorithm,
+    public: &[u8],
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    match alg {
+        KeyAlgorithm::P256 => verify_digest(public, digest, signature),
+        KeyAlgorithm::Gost(c) => {
+            if signature.len() != alg.signature_len() {
+                return Err(Error::SignatureLenRange);
+            }
+            if digest.len() != c.int_len() {
+                return Err(Error::DataLenRange);
+            }
+            if kilt_gost::pkcs11::verify_digest(c, public, digest, signature) {
+                Ok(())
+            } else {
+                Err(Error::SignatureInvalid)
+            }
+        }
     }
 }
 

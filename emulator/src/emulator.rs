@@ -4,7 +4,7 @@
 //! so threads with their own sessions never wait on each other; a token's store is locked only for
 //! the short `data_version` check and for writes.
 
-use crate::crypto::{self, EcPrivateKey, EcdsaSigner, Sha256};
+use crate::crypto::{self, KeyAlgorithm, PrivateKey};
 use crate::error::{Error, Result};
 use crate::object::{self, Attr, AttrType, AttrValue, Class, Object, Origin};
 use crate::pin::{Pin, PinAgent, PinSource};
@@ -195,36 +195,74 @@ pub struct MechanismInfo {
     pub flags: CK_FLAGS,
 }
 
-/// The mechanisms of the device (DESIGN.md): EC P-256 generation, ECDSA, ECDSA-SHA256, SHA-256.
-pub fn mechanisms() -> [MechanismInfo; 4] {
-    // PKCS#11 2.40 curr. mech. §2.3: EC capability flags describe the supported curves.
-    let ec = CKF_HW | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
-    [
-        MechanismInfo {
-            mechanism: CKM_EC_KEY_PAIR_GEN,
+/// The mechanisms of a device with `profile` (DESIGN.md): EC P-256 generation, ECDSA,
+/// ECDSA-SHA256 and SHA-256; and, when the profile offers GOST, GOST R 34.10 generation, signing
+/// without and with hashing, and the GOST R 34.11-94 digest (2.40 curr. mech., "GOST R 34.10-2001"
+/// and "GOST R 34.11-94"), with key sizes spanning the curves it offers.
+pub fn mechanisms(profile: &Profile) -> Vec<MechanismInfo> {
+    use crate::profile::Algorithm;
+    let mut out = vec![];
+    let offers = |a| profile.algorithms.contains(&a);
+    if offers(Algorithm::P256) {
+        // PKCS#11 2.40 curr. mech. §2.3: EC capability flags describe the supported curves.
+        let ec = CKF_HW | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+        let info = |mechanism, flags| MechanismInfo {
+            mechanism,
             min_key_bits: 256,
             max_key_bits: 256,
-            flags: ec | CKF_GENERATE_KEY_PAIR,
-        },
-        MechanismInfo {
-            mechanism: CKM_ECDSA,
-            min_key_bits: 256,
-            max_key_bits: 256,
-            flags: ec | CKF_SIGN | CKF_VERIFY,
-        },
-        MechanismInfo {
-            mechanism: CKM_ECDSA_SHA256,
-            min_key_bits: 256,
-            max_key_bits: 256,
-            flags: ec | CKF_SIGN | CKF_VERIFY,
-        },
-        MechanismInfo {
-            mechanism: CKM_SHA256,
-            min_key_bits: 0,
-            max_key_bits: 0,
-            flags: CKF_HW | CKF_DIGEST,
-        },
-    ]
+            flags,
+        };
+        out.extend([
+            info(CKM_EC_KEY_PAIR_GEN, ec | CKF_GENERATE_KEY_PAIR),
+            info(CKM_ECDSA, ec | CKF_SIGN | CKF_VERIFY),
+            info(CKM_ECDSA_SHA256, ec | CKF_SIGN | CKF_VERIFY),
+        ]);
+    }
+    out.push(MechanismInfo {
+        mechanism: CKM_SHA256,
+        min_key_bits: 0,
+        max_key_bits: 0,
+        flags: CKF_HW | CKF_DIGEST,
+    });
+    let gost: Vec<u64> = [(Algorithm::Gost2004, 256), (Algorithm::Gost2015_512, 512)]
+        .into_iter()
+        .filter(|(a, _)| offers(*a))
+        .map(|(_, bits)| bits)
+        .collect();
+    if let (Some(&min), Some(&max)) = (gost.iter().min(), gost.iter().max()) {
+        let info = |mechanism, flags| MechanismInfo {
+            mechanism,
+            min_key_bits: min,
+            max_key_bits: max,
+            flags: CKF_HW | flags,
+        };
+        out.extend([
+            info(CKM_GOSTR3410_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR),
+            info(CKM_GOSTR3410, CKF_SIGN | CKF_VERIFY),
+            info(CKM_GOSTR3410_WITH_GOSTR3411, CKF_SIGN | CKF_VERIFY),
+        ]);
+        if offers(Algorithm::Gost2004) {
+            out.push(MechanismInfo {
+                mechanism: CKM_GOSTR3411,
+                min_key_bits: 0,
+                max_key_bits: 0,
+                flags: CKF_HW | CKF_DIGEST,
+            });
+        }
+    }
+    out
+}
+
+/// `CKR_MECHANISM_INVALID` unless the session's token offers `kind`.
+fn offered(s: &Session, kind: CK_MECHANISM_TYPE) -> Result<()> {
+    if mechanisms(s.token.profile())
+        .iter()
+        .any(|m| m.mechanism == kind)
+    {
+        Ok(())
+    } else {
+        Err(Error::MechanismInvalid(kind))
+    }
 }
 
 /// A mechanism as a caller passes it: type and parameter bytes.
@@ -250,6 +288,12 @@ enum SignMech {
     Ecdsa,
     /// CKM_ECDSA_SHA256: hashes the input; single- and multi-part.
     EcdsaSha256,
+    /// CKM_GOSTR3410: the input is the digest, as long as the curve's integers; single-part
+    /// only (2.40 curr. mech., "GOST R 34.10-2001 without hashing").
+    Gost,
+    /// CKM_GOSTR3410_WITH_GOSTR3411: hashes the input with the hash the mechanism parameter
+    /// names, or else the key's `CKA_GOSTR3411_PARAMS`; single- and multi-part.
+    GostWithHash(Option<crypto::HashKind>),
 }
 
 impl SignMech {
@@ -257,12 +301,65 @@ impl SignMech {
         let kind = match m.kind {
             CKM_ECDSA => SignMech::Ecdsa,
             CKM_ECDSA_SHA256 => SignMech::EcdsaSha256,
+            CKM_GOSTR3410 => SignMech::Gost,
+            // The parameter, when given, is the DER OID of a GOST R 34.11 parameter set.
+            CKM_GOSTR3410_WITH_GOSTR3411 if !m.param.is_empty() => {
+                match crypto::gost_hash(&m.param) {
+                    Some(h) => return Ok(SignMech::GostWithHash(Some(h))),
+                    None => return Err(Error::MechanismParamInvalid),
+                }
+            }
+            CKM_GOSTR3410_WITH_GOSTR3411 => SignMech::GostWithHash(None),
             other => return Err(Error::MechanismInvalid(other)),
         };
         if !m.param.is_empty() {
             return Err(Error::MechanismParamInvalid);
         }
         Ok(kind)
+    }
+
+    /// The mechanism settled for `key`: GOST mechanisms need a GOST key, ECDSA a P-256 one
+    /// (`CKR_KEY_TYPE_INCONSISTENT`), and hashing with the key's own hash gets it here.
+    fn for_key(self, key: &Object) -> Result<(SignMech, crypto::KeyAlgorithm)> {
+        let alg = key.key_algorithm().ok_or(Error::KeyTypeInconsistent)?;
+        let gost = matches!(alg, crypto::KeyAlgorithm::Gost(_));
+        match self {
+            SignMech::Ecdsa | SignMech::EcdsaSha256 if !gost => Ok((self, alg)),
+            SignMech::Gost if gost => Ok((self, alg)),
+            SignMech::GostWithHash(h) => match alg {
+                crypto::KeyAlgorithm::Gost(c) => {
+                    let h = h
+                        .or_else(|| key.gost_hash())
+                        .unwrap_or_else(|| crypto::default_gost_hash(c));
+                    Ok((SignMech::GostWithHash(Some(h)), alg))
+                }
+                crypto::KeyAlgorithm::P256 => Err(Error::KeyTypeInconsistent),
+            },
+            _ => Err(Error::KeyTypeInconsistent),
+        }
+    }
+
+    /// Raw mechanisms sign a digest given whole: single-part only.
+    fn single_part_only(self) -> bool {
+        matches!(self, SignMech::Ecdsa | SignMech::Gost)
+    }
+
+    /// The hash multi-part input feeds.
+    fn hash(self) -> crypto::HashKind {
+        match self {
+            SignMech::GostWithHash(Some(h)) => h,
+            _ => crypto::HashKind::Sha256,
+        }
+    }
+
+    /// What a single-part call signs or verifies of `data`.
+    fn digest_of(self, data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            SignMech::Ecdsa | SignMech::Gost => std::borrow::Cow::Borrowed(data),
+            SignMech::EcdsaSha256 | SignMech::GostWithHash(_) => {
+                std::borrow::Cow::Owned(self.hash().digest(data))
+            }
+        }
     }
 }
 
@@ -283,28 +380,40 @@ pub enum Operation {
     Find,
 }
 
-/// Input of a digest, sign or verify operation.
-enum Input {
+/// Input of a digest, sign or verify operation, hashed with `hash` when multi-part.
+struct Input {
+    hash: crypto::HashKind,
+    state: InputState,
+}
+
+enum InputState {
     /// Nothing yet decides whether it is single- or multi-part.
     Empty,
     /// A single-part call asked for its output length: only that call may finish it.
     Single,
     /// Multi-part: updates feed a hash.
-    Hashing(Sha256),
+    Hashing(Box<crypto::Hasher>),
 }
 
 impl Input {
+    fn new(hash: crypto::HashKind) -> Input {
+        Input {
+            hash,
+            state: InputState::Empty,
+        }
+    }
+
     /// Feeds a multi-part update (the first one starts the hash).
     fn feed(&mut self, data: &[u8]) -> Result<()> {
-        match self {
-            Input::Empty => {
-                let mut h = Sha256::default();
+        match &mut self.state {
+            InputState::Empty => {
+                let mut h = crypto::Hasher::new(self.hash);
                 h.update(data);
-                *self = Input::Hashing(h);
+                self.state = InputState::Hashing(Box::new(h));
             }
-            Input::Hashing(h) => h.update(data),
+            InputState::Hashing(h) => h.update(data),
             // §5.10: C_DigestUpdate after C_Digest's length query is the wrong kind of call.
-            Input::Single => return Err(Error::OperationActive),
+            InputState::Single => return Err(Error::OperationActive),
         }
         Ok(())
     }
@@ -312,33 +421,36 @@ impl Input {
     /// Settles which kind of call finishes the operation; the other kind is
     /// `CKR_OPERATION_ACTIVE` (§5.10: C_Digest cannot finish a multi-part operation).
     fn commit(&mut self, part: Part) -> Result<()> {
-        match (&*self, part) {
-            (Input::Empty, Part::Single) => *self = Input::Single,
-            (Input::Empty, Part::Multi) => *self = Input::Hashing(Sha256::default()),
-            (Input::Single, Part::Single) | (Input::Hashing(_), Part::Multi) => {}
+        match (&self.state, part) {
+            (InputState::Empty, Part::Single) => self.state = InputState::Single,
+            (InputState::Empty, Part::Multi) => {
+                self.state = InputState::Hashing(Box::new(crypto::Hasher::new(self.hash)))
+            }
+            (InputState::Single, Part::Single) | (InputState::Hashing(_), Part::Multi) => {}
             _ => return Err(Error::OperationActive),
         }
         Ok(())
     }
 
     /// The digest of everything fed.
-    fn finish(self) -> [u8; crypto::SHA256_LEN] {
-        match self {
-            Input::Empty | Input::Single => crypto::sha256(&[]),
-            Input::Hashing(h) => h.finish(),
+    fn finish(self) -> Vec<u8> {
+        match self.state {
+            InputState::Empty | InputState::Single => self.hash.digest(&[]),
+            InputState::Hashing(h) => (*h).finish(),
         }
     }
 }
 
 struct SignOp {
     mech: SignMech,
-    key: Arc<EcPrivateKey>,
+    key: Arc<crypto::PrivateKey>,
     input: Input,
 }
 
 struct VerifyOp {
     mech: SignMech,
-    point: Vec<u8>,
+    alg: crypto::KeyAlgorithm,
+    public: Vec<u8>,
     input: Input,
 }
 
@@ -358,7 +470,7 @@ struct Session {
     digest: Option<Input>,
     /// The key this session last signed with, as its own copy: (handle, the token's key
     /// generation then, the key). See [`Emulator::own_key`].
-    own_key: Option<(u64, u64, Arc<crypto::EcPrivateKey>)>,
+    own_key: Option<(u64, u64, Arc<crypto::PrivateKey>)>,
 }
 
 struct SessionEntry {
@@ -782,6 +894,13 @@ impl Emulator {
     }
 
     /// C_GetSlotInfo.
+    /// The mechanisms of the token in slot `id` (its profile's; the configured profile's for an
+    /// empty slot).
+    pub fn slot_mechanisms(&self, id: SlotId) -> Result<Vec<MechanismInfo>> {
+        let slot = self.slot(id)?;
+        Ok(mechanisms(self.view(&slot)?.profile(&self.config.profile)))
+    }
+
     pub fn slot_info(&self, id: SlotId) -> Result<SlotInfo> {
         let slot = self.slot(id)?;
         let profile = self.view(&slot)?.profile(&self.config.profile).clone();
@@ -1278,9 +1397,19 @@ impl Emulator {
                     obj.take_private_value()
                         .ok_or(Error::TemplateIncomplete(CKA_VALUE))?,
                 );
-                let key = EcPrivateKey::from_scalar(&scalar)?;
+                let alg = obj.key_algorithm().ok_or(Error::KeyTypeInconsistent)?;
+                if !s.token.profile().offers(alg) {
+                    return Err(Error::CurveNotSupported);
+                }
+                // A GOST private CKA_VALUE is little-endian (2.40 curr. mech., GOST R 34.10-2001
+                // private key objects); the token keeps every scalar big-endian.
+                let scalar = match alg {
+                    KeyAlgorithm::Gost(_) => zeroize::Zeroizing::new(kilt_gost::reversed(&scalar)),
+                    KeyAlgorithm::P256 => scalar,
+                };
+                let key = PrivateKey::from_scalar(alg, &scalar)?;
                 let sealed = s.token.seal_private(&key.scalar())?;
-                obj.set_key_material(&[], Some(sealed));
+                obj.set_key_material(alg, &[], Some(sealed), None);
             }
             s.token.before(TimedOp::CreateObject)?;
             Ok(self.store_new(s, vec![obj])?[0])
@@ -1459,16 +1588,24 @@ impl Emulator {
         public: &[Attr],
         private: &[Attr],
     ) -> Result<(ObjectHandle, ObjectHandle)> {
-        if mech.kind != CKM_EC_KEY_PAIR_GEN {
-            return Err(Error::MechanismInvalid(mech.kind));
-        }
+        let key_type = match mech.kind {
+            CKM_EC_KEY_PAIR_GEN => CKK_EC,
+            CKM_GOSTR3410_KEY_PAIR_GEN => CKK_GOSTR3410,
+            other => return Err(Error::MechanismInvalid(other)),
+        };
         if !mech.param.is_empty() {
             return Err(Error::MechanismParamInvalid);
         }
         self.with_session(h, |s, rw| {
+            offered(s, mech.kind)?;
             let so = s.token.logged_in() == Some(PinOwner::So);
+            // The key type comes from the mechanism; a template that names another one is
+            // inconsistent (an attribute given twice with different values).
             let with_class = |t: &[Attr], class: CK_OBJECT_CLASS| -> Vec<Attr> {
                 let mut v = vec![(CKA_CLASS, object::ulong(class))];
+                if key_type != CKK_EC || t.iter().any(|a| a.0 == CKA_KEY_TYPE) {
+                    v.push((CKA_KEY_TYPE, object::ulong(key_type)));
+                }
                 v.extend_from_slice(t);
                 v
             };
@@ -1484,12 +1621,44 @@ impl Emulator {
             if s.token.login_key().is_none() || so {
                 return Err(Error::NotLoggedIn);
             }
+            let alg = match key_type {
+                CKK_EC => KeyAlgorithm::P256,
+                _ => pub_obj.key_algorithm().ok_or(Error::CurveNotSupported)?,
+            };
+            if !s.token.profile().offers(alg) {
+                return Err(Error::CurveNotSupported);
+            }
             s.token.before(TimedOp::GenerateKeyPair)?;
-            let key = EcPrivateKey::generate()?;
-            let point = key.public_point();
+            let key = PrivateKey::generate(alg)?;
+            let public = key.public()?;
             let sealed = s.token.seal_private(&key.scalar())?;
-            pub_obj.set_key_material(&point, None);
-            priv_obj.set_key_material(&point, Some(sealed));
+            // A GOST key pair shares its parameter sets: the public template names the curve
+            // (required), and the hash or else the profile's default for the curve.
+            let gost = match alg {
+                KeyAlgorithm::Gost(c) => Some((
+                    pub_obj
+                        .bytes(CKA_GOSTR3410_PARAMS)
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_else(|| crypto::gost_curve_params(c)),
+                    pub_obj
+                        .bytes(CKA_GOSTR3411_PARAMS)
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_else(|| crypto::gost_hash_params(crypto::default_gost_hash(c))),
+                )),
+                KeyAlgorithm::P256 => None,
+            };
+            if let Some((curve, hash)) = &gost {
+                for (ty, want) in [(CKA_GOSTR3410_PARAMS, curve), (CKA_GOSTR3411_PARAMS, hash)] {
+                    if priv_obj.bytes(ty).is_some_and(|v| v != want.as_slice()) {
+                        return Err(Error::TemplateInconsistent(
+                            "the private key's GOST parameters differ from the public key's",
+                        ));
+                    }
+                }
+            }
+            let gost = gost.as_ref().map(|(c, h)| (c.as_slice(), h.as_slice()));
+            pub_obj.set_key_material(alg, &public, None, gost);
+            priv_obj.set_key_material(alg, &public, Some(sealed), gost);
             let hs = self.store_new(s, vec![pub_obj, priv_obj])?;
             s.token.remember_key(hs[1].0, std::sync::Arc::new(key));
             Ok((hs[0], hs[1]))
@@ -1501,7 +1670,7 @@ impl Emulator {
     /// every signature reads: two threads then scaled 1.72–1.80× one, against 1.82–1.92× with a
     /// copy each (kilt-bench, same runs' aws-lc-rs alone 1.89–1.94×). A copy costs one public
     /// point computation, once per session and key.
-    fn own_key(s: &mut Session, handle: u64, o: &Object) -> Result<Arc<crypto::EcPrivateKey>> {
+    fn own_key(s: &mut Session, handle: u64, o: &Object) -> Result<Arc<crypto::PrivateKey>> {
         let generation = s.token.key_generation();
         if let Some((h, g, k)) = &s.own_key
             && *h == handle
@@ -1521,16 +1690,18 @@ impl Emulator {
                 return Err(Error::OperationActive);
             }
             let kind = SignMech::from(mech)?;
+            offered(s, mech.kind)?;
             let o = Emulator::lookup(s, key).map_err(|_| Error::KeyNotFound)?;
             if o.class() != Some(Class::PrivateKey) {
                 return Err(Error::KeyTypeInconsistent);
             }
+            let (kind, _) = kind.for_key(&o)?;
             check_key_use(&o, CKA_SIGN, mech.kind)?;
             let k = Emulator::own_key(s, key.0, &o)?;
             s.sign = Some(SignOp {
                 mech: kind,
                 key: k,
-                input: Input::Empty,
+                input: Input::new(kind.hash()),
             });
             Ok(())
         })
@@ -1545,7 +1716,7 @@ impl Emulator {
                 s.sign = None;
                 return Err(e);
             }
-            Ok(crypto::SIGNATURE_LEN)
+            Ok(op.key.algorithm().signature_len())
         })
     }
 
@@ -1555,10 +1726,7 @@ impl Emulator {
             let mut op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
             op.input.commit(Part::Single)?;
             s.token.before(TimedOp::Sign)?;
-            let sig = match op.mech {
-                SignMech::Ecdsa => op.key.sign_digest(data)?,
-                SignMech::EcdsaSha256 => op.key.sign_digest(&crypto::sha256(data))?,
-            };
+            let sig = op.key.sign_digest(&op.mech.digest_of(data))?;
             Ok(s.token.finish_signature(sig))
         })
     }
@@ -1567,7 +1735,7 @@ impl Emulator {
     pub fn sign_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
             let op = s.sign.as_mut().ok_or(Error::OperationNotInitialized)?;
-            let fed = if op.mech == SignMech::Ecdsa {
+            let fed = if op.mech.single_part_only() {
                 Err(Error::SinglePartOnly)
             } else {
                 op.input.feed(data)
@@ -1583,7 +1751,7 @@ impl Emulator {
     pub fn sign_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
             let mut op = s.sign.take().ok_or(Error::OperationNotInitialized)?;
-            if op.mech == SignMech::Ecdsa {
+            if op.mech.single_part_only() {
                 return Err(Error::SinglePartOnly);
             }
             op.input.commit(Part::Multi)?;
@@ -1600,16 +1768,19 @@ impl Emulator {
                 return Err(Error::OperationActive);
             }
             let kind = SignMech::from(mech)?;
+            offered(s, mech.kind)?;
             let o = Emulator::lookup(s, key).map_err(|_| Error::KeyNotFound)?;
             if o.class() != Some(Class::PublicKey) {
                 return Err(Error::KeyTypeInconsistent);
             }
+            let (kind, alg) = kind.for_key(&o)?;
             check_key_use(&o, CKA_VERIFY, mech.kind)?;
-            let point = o.public_point().ok_or(Error::KeyTypeInconsistent)?.to_vec();
+            let public = o.public_key().ok_or(Error::KeyTypeInconsistent)?.to_vec();
             s.verify = Some(VerifyOp {
                 mech: kind,
-                point,
-                input: Input::Empty,
+                alg,
+                public,
+                input: Input::new(kind.hash()),
             });
             Ok(())
         })
@@ -1621,12 +1792,7 @@ impl Emulator {
             let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
             op.input.commit(Part::Single)?;
             s.token.before(TimedOp::Verify)?;
-            match op.mech {
-                SignMech::Ecdsa => crypto::verify_digest(&op.point, data, signature),
-                SignMech::EcdsaSha256 => {
-                    crypto::verify_digest(&op.point, &crypto::sha256(data), signature)
-                }
-            }
+            crypto::verify_with(op.alg, &op.public, &op.mech.digest_of(data), signature)
         })
     }
 
@@ -1634,7 +1800,7 @@ impl Emulator {
     pub fn verify_update(&self, h: SessionHandle, data: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
             let op = s.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
-            let fed = if op.mech == SignMech::Ecdsa {
+            let fed = if op.mech.single_part_only() {
                 Err(Error::SinglePartOnly)
             } else {
                 op.input.feed(data)
@@ -1650,13 +1816,13 @@ impl Emulator {
     pub fn verify_final(&self, h: SessionHandle, signature: &[u8]) -> Result<()> {
         self.with_session_hot(h, |s, _| {
             let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
-            if op.mech == SignMech::Ecdsa {
+            if op.mech.single_part_only() {
                 return Err(Error::SinglePartOnly);
             }
             op.input.commit(Part::Multi)?;
             s.token.before(TimedOp::Verify)?;
             let digest = op.input.finish();
-            crypto::verify_digest(&op.point, &digest, signature)
+            crypto::verify_with(op.alg, &op.public, &digest, signature)
         })
     }
 
@@ -1666,13 +1832,22 @@ impl Emulator {
             if s.digest.is_some() {
                 return Err(Error::OperationActive);
             }
-            if mech.kind != CKM_SHA256 {
-                return Err(Error::MechanismInvalid(mech.kind));
-            }
-            if !mech.param.is_empty() {
-                return Err(Error::MechanismParamInvalid);
-            }
-            s.digest = Some(Input::Empty);
+            let hash = match mech.kind {
+                CKM_SHA256 if mech.param.is_empty() => crypto::HashKind::Sha256,
+                // 2.40 curr. mech. "GOST R 34.11-94 digest": the parameter, when given, is the
+                // DER OID of the S-box set; without one, the CryptoPro set.
+                CKM_GOSTR3411 if mech.param.is_empty() => crypto::HashKind::Gost94CryptoPro,
+                CKM_GOSTR3411 => match crypto::gost_hash(&mech.param) {
+                    Some(
+                        h @ (crypto::HashKind::Gost94Test | crypto::HashKind::Gost94CryptoPro),
+                    ) => h,
+                    _ => return Err(Error::MechanismParamInvalid),
+                },
+                CKM_SHA256 => return Err(Error::MechanismParamInvalid),
+                other => return Err(Error::MechanismInvalid(other)),
+            };
+            offered(s, mech.kind)?;
+            s.digest = Some(Input::new(hash));
             Ok(())
         })
     }
@@ -1683,12 +1858,13 @@ impl Emulator {
         self.with_session_hot(h, |s, _| {
             let defects = s.token.defects();
             let op = s.digest.as_mut().ok_or(Error::OperationNotInitialized)?;
-            match (&*op, part) {
-                (Input::Hashing(_), Part::Single) if defects.single_part_after_update => {
-                    return Ok(crypto::SHA256_LEN);
+            let len = op.hash.output_len();
+            match (&op.state, part) {
+                (InputState::Hashing(_), Part::Single) if defects.single_part_after_update => {
+                    return Ok(len);
                 }
-                (Input::Single, Part::Multi) if defects.final_after_length_query => {
-                    *op = Input::Empty;
+                (InputState::Single, Part::Multi) if defects.final_after_length_query => {
+                    op.state = InputState::Empty;
                 }
                 _ => {}
             }
@@ -1696,7 +1872,7 @@ impl Emulator {
                 s.digest = None;
                 return Err(e);
             }
-            Ok(crypto::SHA256_LEN)
+            Ok(len)
         })
     }
 
@@ -1704,14 +1880,14 @@ impl Emulator {
     pub fn digest(&self, h: SessionHandle, data: &[u8]) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
             let mut op = s.digest.take().ok_or(Error::OperationNotInitialized)?;
-            if let Input::Hashing(h) = &mut op
+            if let InputState::Hashing(h) = &mut op.state
                 && s.token.defects().single_part_after_update
             {
                 h.update(data);
-                return Ok(op.finish().to_vec());
+                return Ok(op.finish());
             }
             op.commit(Part::Single)?;
-            Ok(crypto::sha256(data).to_vec())
+            Ok(op.hash.digest(data))
         })
     }
 
@@ -1731,11 +1907,12 @@ impl Emulator {
     pub fn digest_final(&self, h: SessionHandle) -> Result<Vec<u8>> {
         self.with_session_hot(h, |s, _| {
             let mut op = s.digest.take().ok_or(Error::OperationNotInitialized)?;
-            if matches!(op, Input::Single) && s.token.defects().final_after_length_query {
-                op = Input::Empty;
+            if matches!(op.state, InputState::Single) && s.token.defects().final_after_length_query
+            {
+                op.state = InputState::Empty;
             }
             op.commit(Part::Multi)?;
-            Ok(op.finish().to_vec())
+            Ok(op.finish())
         })
     }
 
@@ -1833,9 +2010,6 @@ fn new_slot(id: SlotId, path: PathBuf) -> Arc<Slot> {
 
 /// Checks a key's usage flag and `CKA_ALLOWED_MECHANISMS` (PKCS#11 2.40 §4.7).
 fn check_key_use(o: &Object, usage: AttrType, mech: CK_MECHANISM_TYPE) -> Result<()> {
-    if o.ulong(CKA_KEY_TYPE) != Some(CKK_EC) {
-        return Err(Error::KeyTypeInconsistent);
-    }
     if !o.flag(usage) {
         return Err(Error::KeyFunctionNotPermitted);
     }

@@ -121,6 +121,38 @@ const PUBLIC_EC: &[Spec] = &[
     s(CKA_EC_PARAMS, Y, REQ_CREATE | REQ_GEN),
     s(CKA_EC_POINT, Y, REQ_CREATE | NO_GEN),
 ];
+/// GOST R 34.10 keys (PKCS#11 2.40 curr. mech. "GOST R 34.10-2001" public and private key
+/// objects): the parameter sets by OID, the public key as `CKA_VALUE`.
+const PUBLIC_GOST: &[Spec] = &[
+    s(CKA_ENCRYPT, B, MODIFIABLE),
+    s(CKA_VERIFY, B, MODIFIABLE),
+    s(CKA_VERIFY_RECOVER, B, MODIFIABLE),
+    s(CKA_WRAP, B, MODIFIABLE),
+    s(CKA_TRUSTED, B, SO_TRUE),
+    s(CKA_GOSTR3410_PARAMS, Y, REQ_CREATE | REQ_GEN),
+    s(CKA_GOSTR3411_PARAMS, Y, 0),
+    s(CKA_GOST28147_PARAMS, Y, 0),
+    s(CKA_VALUE, Y, REQ_CREATE | NO_GEN),
+];
+const PRIVATE_GOST: &[Spec] = &[
+    s(CKA_SENSITIVE, B, MODIFIABLE | ONLY_TRUE),
+    s(CKA_DECRYPT, B, MODIFIABLE),
+    s(CKA_SIGN, B, MODIFIABLE),
+    s(CKA_SIGN_RECOVER, B, MODIFIABLE),
+    s(CKA_UNWRAP, B, MODIFIABLE),
+    s(CKA_EXTRACTABLE, B, MODIFIABLE | ONLY_FALSE),
+    s(CKA_ALWAYS_SENSITIVE, B, NO_CREATE | NO_GEN),
+    s(CKA_NEVER_EXTRACTABLE, B, NO_CREATE | NO_GEN),
+    s(CKA_WRAP_WITH_TRUSTED, B, MODIFIABLE | ONLY_TRUE),
+    s(CKA_ALWAYS_AUTHENTICATE, B, 0),
+    // Table footnote 4 says the parameters are not given on generation (they come from the
+    // public template); OpenSC's pkcs11-tool gives them in both, and tokens accept that: so
+    // does kilt, when they agree with the public key's (C_GenerateKeyPair checks).
+    s(CKA_GOSTR3410_PARAMS, Y, REQ_CREATE),
+    s(CKA_GOSTR3411_PARAMS, Y, 0),
+    s(CKA_GOST28147_PARAMS, Y, 0),
+    s(CKA_VALUE, Y, REQ_CREATE | NO_GEN | SENSITIVE),
+];
 const PRIVATE_EC: &[Spec] = &[
     s(CKA_SENSITIVE, B, MODIFIABLE | ONLY_TRUE),
     s(CKA_DECRYPT, B, MODIFIABLE),
@@ -166,18 +198,23 @@ impl Class {
         }
     }
 
-    fn tables(self) -> [&'static [Spec]; 3] {
+    /// The attribute tables of the class; keys' depend on their `CKA_KEY_TYPE` (EC when none is
+    /// given: generation fills it in from the mechanism).
+    fn tables(self, key_type: Option<CK_KEY_TYPE>) -> [&'static [Spec]; 3] {
+        let gost = key_type == Some(CKK_GOSTR3410);
         match self {
             Class::Data => [STORAGE, DATA, &[]],
             Class::Certificate => [STORAGE, CERTIFICATE, &[]],
+            Class::PublicKey if gost => [STORAGE, KEY, PUBLIC_GOST],
+            Class::PrivateKey if gost => [STORAGE, KEY, PRIVATE_GOST],
             Class::PublicKey => [STORAGE, KEY, PUBLIC_EC],
             Class::PrivateKey => [STORAGE, KEY, PRIVATE_EC],
         }
     }
 
-    fn spec(self, ty: AttrType) -> Option<Spec> {
+    fn spec(self, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> Option<Spec> {
         // Class-specific entries come last and win (e.g. CKA_VALUE of a private key is sensitive).
-        self.tables()
+        self.tables(key_type)
             .iter()
             .rev()
             .flat_map(|t| t.iter())
@@ -319,8 +356,11 @@ impl Object {
             }
             None => return Err(Error::TemplateIncomplete(CKA_CLASS)),
         };
+        let key_type = given.get(&CKA_KEY_TYPE).and_then(|v| decode_ulong(v));
         for (ty, v) in &given {
-            let spec = class.spec(*ty).ok_or(Error::AttributeTypeInvalid(*ty))?;
+            let spec = class
+                .spec(key_type, *ty)
+                .ok_or(Error::AttributeTypeInvalid(*ty))?;
             check_kind(spec, v)?;
             let forbidden = match origin {
                 Origin::Created => spec.flags & NO_CREATE != 0,
@@ -334,7 +374,7 @@ impl Object {
                 return Err(Error::AttributeReadOnly(*ty));
             }
         }
-        for tables in class.tables() {
+        for tables in class.tables(key_type) {
             for spec in tables {
                 let required = match origin {
                     Origin::Created => spec.flags & REQ_CREATE != 0,
@@ -357,7 +397,11 @@ impl Object {
             let generated = origin == Origin::Generated;
             obj.attrs.insert(CKA_LOCAL, bool(generated));
             let mech = if generated {
-                CKM_EC_KEY_PAIR_GEN
+                if key_type == Some(CKK_GOSTR3410) {
+                    CKM_GOSTR3410_KEY_PAIR_GEN
+                } else {
+                    CKM_EC_KEY_PAIR_GEN
+                }
             } else {
                 CK_UNAVAILABLE_INFORMATION
             };
@@ -383,6 +427,25 @@ impl Object {
                     return Err(Error::AttributeValueInvalid(CKA_CERTIFICATE_TYPE));
                 }
             }
+            Class::PublicKey | Class::PrivateKey
+                if self.ulong(CKA_KEY_TYPE) == Some(CKK_GOSTR3410) =>
+            {
+                let curve = match self.attrs.get(&CKA_GOSTR3410_PARAMS) {
+                    Some(p) => Some(crypto::gost_curve(p).ok_or(Error::CurveNotSupported)?),
+                    None => None,
+                };
+                if let Some(h) = self.attrs.get(&CKA_GOSTR3411_PARAMS)
+                    && crypto::gost_hash(h).is_none()
+                {
+                    return Err(Error::AttributeValueInvalid(CKA_GOSTR3411_PARAMS));
+                }
+                if class == Class::PublicKey
+                    && let (Some(c), Some(v)) = (curve, self.attrs.get(&CKA_VALUE))
+                    && v.len() != 2 * c.int_len()
+                {
+                    return Err(Error::AttributeValueInvalid(CKA_VALUE));
+                }
+            }
             Class::PublicKey | Class::PrivateKey => {
                 if self.ulong(CKA_KEY_TYPE).is_some_and(|k| k != CKK_EC) {
                     return Err(Error::AttributeValueInvalid(CKA_KEY_TYPE));
@@ -404,19 +467,74 @@ impl Object {
         Ok(())
     }
 
-    /// Finishes a key generated or imported on the token: type, curve and key material.
-    pub fn set_key_material(&mut self, point: &[u8], sealed_scalar: Option<Vec<u8>>) {
-        self.attrs.insert(CKA_KEY_TYPE, ulong(CKK_EC));
-        self.attrs
-            .insert(CKA_EC_PARAMS, crypto::P256_PARAMS.to_vec());
-        match sealed_scalar {
-            Some(secret) => {
+    /// Finishes a key generated or imported on the token: type, parameters and key material
+    /// (`public` as [`crypto::PrivateKey::public`] gives it). A GOST key keeps the parameter
+    /// OIDs it was given; `gost` gives those it lacks (the public key's, on generation).
+    pub fn set_key_material(
+        &mut self,
+        alg: crypto::KeyAlgorithm,
+        public: &[u8],
+        sealed_scalar: Option<Vec<u8>>,
+        gost: Option<(&[u8], &[u8])>,
+    ) {
+        match alg {
+            crypto::KeyAlgorithm::P256 => {
+                self.attrs.insert(CKA_KEY_TYPE, ulong(CKK_EC));
+                self.attrs
+                    .insert(CKA_EC_PARAMS, crypto::P256_PARAMS.to_vec());
+            }
+            crypto::KeyAlgorithm::Gost(_) => {
+                self.attrs.insert(CKA_KEY_TYPE, ulong(CKK_GOSTR3410));
+                if let Some((curve, hash)) = gost {
+                    self.attrs
+                        .entry(CKA_GOSTR3410_PARAMS)
+                        .or_insert_with(|| curve.to_vec());
+                    self.attrs
+                        .entry(CKA_GOSTR3411_PARAMS)
+                        .or_insert_with(|| hash.to_vec());
+                }
+            }
+        }
+        match (sealed_scalar, alg) {
+            (Some(secret), _) => {
                 self.attrs.remove(&CKA_VALUE);
                 self.secret = Some(secret);
             }
-            None => {
-                self.attrs.insert(CKA_EC_POINT, crypto::ec_point_der(point));
+            (None, crypto::KeyAlgorithm::P256) => {
+                self.attrs
+                    .insert(CKA_EC_POINT, crypto::ec_point_der(public));
             }
+            (None, crypto::KeyAlgorithm::Gost(_)) => {
+                self.attrs.insert(CKA_VALUE, public.to_vec());
+            }
+        }
+    }
+
+    /// What a key is: P-256, or GOST on the curve its `CKA_GOSTR3410_PARAMS` names.
+    pub fn key_algorithm(&self) -> Option<crypto::KeyAlgorithm> {
+        match self.ulong(CKA_KEY_TYPE)? {
+            CKK_EC => Some(crypto::KeyAlgorithm::P256),
+            CKK_GOSTR3410 => Some(crypto::KeyAlgorithm::Gost(crypto::gost_curve(
+                self.bytes(CKA_GOSTR3410_PARAMS)?,
+            )?)),
+            _ => None,
+        }
+    }
+
+    /// The hash a GOST key's `CKA_GOSTR3411_PARAMS` names.
+    pub fn gost_hash(&self) -> Option<crypto::HashKind> {
+        self.bytes(CKA_GOSTR3411_PARAMS).and_then(crypto::gost_hash)
+    }
+
+    /// The public key as [`crypto::verify_with`] takes it: the P-256 point, or the GOST
+    /// `CKA_VALUE` of a public key.
+    pub fn public_key(&self) -> Option<&[u8]> {
+        match self.key_algorithm()? {
+            crypto::KeyAlgorithm::P256 => self.public_point(),
+            crypto::KeyAlgorithm::Gost(_) if self.class() == Some(Class::PublicKey) => {
+                self.bytes(CKA_VALUE)
+            }
+            crypto::KeyAlgorithm::Gost(_) => None,
         }
     }
 
@@ -477,7 +595,7 @@ impl Object {
         let Some(class) = self.class() else {
             return AttrValue::Invalid;
         };
-        let Some(spec) = class.spec(ty) else {
+        let Some(spec) = class.spec(self.ulong(CKA_KEY_TYPE), ty) else {
             return AttrValue::Invalid;
         };
         if spec.flags & SENSITIVE != 0 {
@@ -515,7 +633,9 @@ impl Object {
         }
         let mut next = self.clone();
         for (ty, v) in template {
-            let spec = class.spec(*ty).ok_or(Error::AttributeTypeInvalid(*ty))?;
+            let spec = class
+                .spec(self.ulong(CKA_KEY_TYPE), *ty)
+                .ok_or(Error::AttributeTypeInvalid(*ty))?;
             check_kind(spec, v)?;
             next.apply_change(spec, v, so)?;
         }
@@ -532,7 +652,9 @@ impl Object {
         }
         let mut next = self.clone();
         for (ty, v) in template {
-            let spec = class.spec(*ty).ok_or(Error::AttributeTypeInvalid(*ty))?;
+            let spec = class
+                .spec(self.ulong(CKA_KEY_TYPE), *ty)
+                .ok_or(Error::AttributeTypeInvalid(*ty))?;
             check_kind(spec, v)?;
             if matches!(
                 *ty,
@@ -666,7 +788,7 @@ mod tests {
             false,
         )
         .unwrap();
-        k.set_key_material(&[], Some(vec![1, 2, 3]));
+        k.set_key_material(crypto::KeyAlgorithm::P256, &[], Some(vec![1, 2, 3]), None);
         assert!(k.flag(CKA_ALWAYS_SENSITIVE) && k.flag(CKA_NEVER_EXTRACTABLE) && k.flag(CKA_LOCAL));
         assert_eq!(k.get(CKA_VALUE), AttrValue::Sensitive);
         assert!(!k.matches(&[(CKA_VALUE, vec![1, 2, 3])]));

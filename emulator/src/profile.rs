@@ -39,10 +39,48 @@ pub struct Profile {
     pub default_so_pin: String,
     pub protected_authentication_path: bool,
     pub kdf_iterations: u32,
+    /// The key algorithms the token offers (its mechanisms follow). Tokens made before GOST
+    /// came get what the default profile offers now.
+    #[serde(default = "all_algorithms")]
+    pub algorithms: Vec<Algorithm>,
     pub latency: Latency,
     /// The smart-card door (`kilt-card`); tokens made before it existed get the default's.
     #[serde(default)]
     pub card: CardIdentity,
+}
+
+/// A key algorithm a token may offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// ECDSA on P-256.
+    #[serde(rename = "p256")]
+    P256,
+    /// GOST 34.310-2004 (GOST R 34.10-2001 on CryptoPro-A, GOST 34.311-95 hash).
+    #[serde(rename = "gost2004")]
+    Gost2004,
+    /// GOST R 34.10-2015 with 512-bit keys (tc26-512-paramSetA, Streebog-512).
+    #[serde(rename = "gost2015-512")]
+    Gost2015_512,
+}
+
+impl Algorithm {
+    /// The token's key algorithm this names.
+    pub fn key(self) -> crate::crypto::KeyAlgorithm {
+        use crate::crypto::KeyAlgorithm;
+        match self {
+            Algorithm::P256 => KeyAlgorithm::P256,
+            Algorithm::Gost2004 => KeyAlgorithm::Gost(kilt_gost::CurveId::CryptoProA),
+            Algorithm::Gost2015_512 => KeyAlgorithm::Gost(kilt_gost::CurveId::Tc26_512A),
+        }
+    }
+}
+
+fn all_algorithms() -> Vec<Algorithm> {
+    vec![
+        Algorithm::P256,
+        Algorithm::Gost2004,
+        Algorithm::Gost2015_512,
+    ]
 }
 
 /// What the token says it is as a smart card (ISO/IEC 7816-4 applications), beside the ATR.
@@ -138,6 +176,11 @@ impl Profile {
     }
 
     /// The default profile (`jacarta-pki`).
+    /// Whether the token makes and uses keys of `alg`.
+    pub fn offers(&self, alg: crate::crypto::KeyAlgorithm) -> bool {
+        self.algorithms.iter().any(|a| a.key() == alg)
+    }
+
     pub fn default_profile() -> Profile {
         // The embedded profile is checked by a unit test, so this cannot fail at run time.
         Profile::load(DEFAULT_PROFILE).unwrap_or_else(|e| panic!("built-in profile broken: {e}"))

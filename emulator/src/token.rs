@@ -1,7 +1,7 @@
 //! One token as this process sees it: the store, a cache revalidated against other processes,
 //! the PIN logic, the hardware control state, and this application's login.
 
-use crate::crypto::{self, EcPrivateKey, KEY_LEN};
+use crate::crypto::{self, KEY_LEN, PrivateKey};
 use crate::error::{Error, Result};
 use crate::object::Object;
 use crate::pin::Pin;
@@ -156,7 +156,7 @@ pub struct Token {
     cache: RwLock<Cache>,
     profile: Profile,
     login: RwLock<Option<Login>>,
-    keys: RwLock<HashMap<u64, Arc<EcPrivateKey>>>,
+    keys: RwLock<HashMap<u64, Arc<PrivateKey>>>,
     env_latency: Option<bool>,
     defects: Defects,
     /// Beside the token file: a generation number bumped by every control change (removal,
@@ -559,11 +559,11 @@ impl Token {
     }
 
     /// A signature as handed out: with the `bad-signature` defect, one bit is flipped.
-    pub fn finish_signature(&self, mut sig: [u8; crypto::SIGNATURE_LEN]) -> Vec<u8> {
+    pub fn finish_signature(&self, mut sig: Vec<u8>) -> Vec<u8> {
         if self.defects.bad_signature {
             sig[7] ^= 0x10;
         }
-        sig.to_vec()
+        sig
     }
 
     /// The device profile the token was made with.
@@ -842,7 +842,7 @@ impl Token {
     }
 
     /// The usable private key of object `handle`, unsealed once per login and cached.
-    pub fn private_key(&self, handle: u64, obj: &Object) -> Result<Arc<EcPrivateKey>> {
+    pub fn private_key(&self, handle: u64, obj: &Object) -> Result<Arc<PrivateKey>> {
         if let Some(k) = self
             .keys
             .read()
@@ -855,7 +855,8 @@ impl Token {
         let key = self.login_key().ok_or(Error::NotLoggedIn)?;
         let scalar = crypto::open(&key, KEY_CONTEXT, sealed)
             .ok_or_else(|| Error::DeviceError("a stored key does not decrypt".into()))?;
-        let k = Arc::new(EcPrivateKey::from_scalar(&scalar)?);
+        let alg = obj.key_algorithm().ok_or(Error::KeyTypeInconsistent)?;
+        let k = Arc::new(PrivateKey::from_scalar(alg, &scalar)?);
         self.keys
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -864,7 +865,7 @@ impl Token {
     }
 
     /// Keeps a key just made for object `handle`, so its first use needs no unsealing.
-    pub fn remember_key(&self, handle: u64, key: Arc<EcPrivateKey>) {
+    pub fn remember_key(&self, handle: u64, key: Arc<PrivateKey>) {
         self.keys
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -881,12 +882,17 @@ impl Token {
             .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
-    /// Unseals a private scalar for an extractable, non-sensitive key.
+    /// Unseals the private `CKA_VALUE` of an extractable, non-sensitive key: big-endian for EC,
+    /// little-endian for GOST (2.40 curr. mech., GOST R 34.10-2001 private key objects).
     pub fn reveal_private(&self, obj: &Object) -> Result<Zeroizing<Vec<u8>>> {
         let sealed = obj.secret.as_ref().ok_or(Error::KeyTypeInconsistent)?;
         let key = self.login_key().ok_or(Error::NotLoggedIn)?;
-        crypto::open(&key, KEY_CONTEXT, sealed)
-            .ok_or_else(|| Error::DeviceError("a stored key does not decrypt".into()))
+        let scalar = crypto::open(&key, KEY_CONTEXT, sealed)
+            .ok_or_else(|| Error::DeviceError("a stored key does not decrypt".into()))?;
+        Ok(match obj.key_algorithm() {
+            Some(crypto::KeyAlgorithm::Gost(_)) => Zeroizing::new(kilt_gost::reversed(&scalar)),
+            _ => scalar,
+        })
     }
 
     /// Stores new token objects (one transaction) and returns their handles.

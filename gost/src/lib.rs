@@ -357,6 +357,50 @@ pub mod pkcs11 {
         Ok([s, r].concat())
     }
 
+    /// The public `CKA_VALUE` as a DER SubjectPublicKeyInfo under the OIDs OpenSSL's GOST engine
+    /// and other RFC 4491 / RFC 9215 software know: id-GostR3410-2001 with {CryptoPro-A, the
+    /// CryptoPro hash set}, or id-tc26-gost3410-12-512 with {tc26-512-paramSetA} (RFC 9215 §3
+    /// leaves the digest parameter out for 512-bit keys). The key itself is an OCTET STRING
+    /// of `value`, as in the certificates.
+    pub fn spki_der(id: CurveId, value: &[u8]) -> Result<Vec<u8>, GostError> {
+        use spki::der::asn1::{BitString, ObjectIdentifier as Oid, OctetString};
+        use spki::der::{Any, Encode};
+        let (alg, params): (Oid, Vec<Oid>) = match id {
+            CurveId::CryptoProA => (
+                Oid::new_unwrap("1.2.643.2.2.19"),
+                vec![
+                    Oid::new_unwrap("1.2.643.2.2.35.1"),
+                    Oid::new_unwrap("1.2.643.2.2.30.1"),
+                ],
+            ),
+            CurveId::Tc26_512A => (
+                Oid::new_unwrap("1.2.643.7.1.1.1.2"),
+                vec![Oid::new_unwrap("1.2.643.7.1.2.1.2.1")],
+            ),
+        };
+        let der = || GostError::Length {
+            what: "public key",
+            got: value.len(),
+            want: 2 * id.int_len(),
+        };
+        if value.len() != 2 * id.int_len() {
+            return Err(der());
+        }
+        let params = Any::encode_from(&params).map_err(|_| der())?;
+        let key = OctetString::new(value)
+            .and_then(|o| o.to_der())
+            .map_err(|_| der())?;
+        spki::SubjectPublicKeyInfo {
+            algorithm: spki::AlgorithmIdentifier {
+                oid: alg,
+                parameters: Some(params),
+            },
+            subject_public_key: BitString::from_bytes(&key).map_err(|_| der())?,
+        }
+        .to_der()
+        .map_err(|_| der())
+    }
+
     /// Whether `signature` (s ‖ r) signs `digest` under the public `CKA_VALUE` `value`.
     pub fn verify_digest(id: CurveId, value: &[u8], digest: &[u8], signature: &[u8]) -> bool {
         let n = id.int_len();

@@ -9,55 +9,6 @@ use std::process::Command;
 
 const ENGINE: &str = "/usr/lib/x86_64-linux-gnu/engines-3/gost.so";
 
-fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-    let n = body.len();
-    let mut out = vec![tag];
-    match n {
-        0..=127 => out.push(n as u8),
-        128..=255 => out.extend([0x81, n as u8]),
-        _ => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn oid(dotted: &str) -> Vec<u8> {
-    let a: Vec<u64> = dotted.split('.').map(|x| x.parse().unwrap()).collect();
-    let mut body = vec![(a[0] * 40 + a[1]) as u8];
-    for &v in &a[2..] {
-        let mut groups = vec![(v & 0x7f) as u8];
-        let mut v = v >> 7;
-        while v > 0 {
-            groups.push(0x80 | (v & 0x7f) as u8);
-            v >>= 7;
-        }
-        body.extend(groups.iter().rev());
-    }
-    tlv(0x06, &body)
-}
-
-/// A SubjectPublicKeyInfo under the RFC 4491 / RFC 9215 OIDs the engine knows.
-fn spki(id: CurveId, value: &[u8]) -> Vec<u8> {
-    let params = match id {
-        // id-GostR3410-2001, {CryptoPro-A, the CryptoPro hash parameters}
-        CurveId::CryptoProA => [
-            oid("1.2.643.2.2.19"),
-            tlv(
-                0x30,
-                &[oid("1.2.643.2.2.35.1"), oid("1.2.643.2.2.30.1")].concat(),
-            ),
-        ],
-        // id-tc26-gost3410-12-512, {tc26-512-paramSetA} (RFC 9215 §3: no digest parameter)
-        CurveId::Tc26_512A => [
-            oid("1.2.643.7.1.1.1.2"),
-            tlv(0x30, &oid("1.2.643.7.1.2.1.2.1")),
-        ],
-    };
-    let alg = tlv(0x30, &params.concat());
-    let key = [&[0u8][..], &tlv(0x04, value)].concat();
-    tlv(0x30, &[alg, tlv(0x03, &key)].concat())
-}
-
 /// Runs `openssl pkeyutl -verify` of `signature` over `digest`: whether it said verified.
 fn openssl_verifies(
     dir: &Path,
@@ -66,7 +17,7 @@ fn openssl_verifies(
     digest: &[u8],
     signature: &[u8],
 ) -> bool {
-    std::fs::write(dir.join("pub.der"), spki(id, value)).unwrap();
+    std::fs::write(dir.join("pub.der"), pkcs11::spki_der(id, value).unwrap()).unwrap();
     std::fs::write(dir.join("digest.bin"), digest).unwrap();
     std::fs::write(dir.join("sig.bin"), signature).unwrap();
     let out = Command::new("openssl")

@@ -358,10 +358,9 @@ pub unsafe extern "C" fn C_GetMechanismList(
 ) -> CK_RV {
     guard("C_GetMechanismList", || {
         let emu = emu()?;
-        emu.slot_info(slotID)?;
+        let mechs = emu.slot_mechanisms(slotID)?;
         // SAFETY: checked by `out`.
         let count = unsafe { abi::out(pulCount) }?;
-        let mechs = kilt_emulator::emulator::mechanisms();
         let n = mechs.len() as CK_ULONG;
         if pMechanismList.is_null() {
             *count = n;
@@ -389,10 +388,10 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
 ) -> CK_RV {
     guard("C_GetMechanismInfo", || {
         let emu = emu()?;
-        emu.slot_info(slotID)?;
+        let mechs = emu.slot_mechanisms(slotID)?;
         // SAFETY: checked by `out`.
         let out = unsafe { abi::out(pInfo) }?;
-        let m = kilt_emulator::emulator::mechanisms()
+        let m = mechs
             .into_iter()
             .find(|m| m.mechanism == type_)
             .ok_or(Rv(CKR_MECHANISM_INVALID))?;

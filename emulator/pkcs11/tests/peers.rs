@@ -603,3 +603,183 @@ fn java_signs_through_sunpkcs11_and_a_wrong_pin_costs_one_try() {
     let slots = ok(d, t.to_str().unwrap(), &["slots"]);
     assert!(slots.contains("user PIN: 9 tries left"), "{slots}");
 }
+
+/// PyKCS11 (a peer binding, `python3-pykcs11`) for what pkcs11-tool cannot do with GOST: make a
+/// 512-bit key with the standard mechanism (pkcs11-tool asks a vendor one) and read a public
+/// key's `CKA_VALUE` (it cannot export GOST public keys).
+const PYKCS11: &str = r#"
+import PyKCS11, sys
+lib = PyKCS11.PyKCS11Lib(); lib.load(sys.argv[1])
+slot = [s for s in lib.getSlotList(tokenPresent=True) if lib.getTokenInfo(s).label.strip() == "peer"][0]
+s = lib.openSession(slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
+s.login(sys.argv[4])
+kid = bytes.fromhex(sys.argv[3])
+if sys.argv[2] == "gen512":
+    tc26_512_a = bytes.fromhex("06092a8503070102010201")
+    s.generateKeyPair(
+        [(PyKCS11.CKA_TOKEN, True), (PyKCS11.CKA_GOSTR3410_PARAMS, tc26_512_a), (PyKCS11.CKA_ID, kid)],
+        [(PyKCS11.CKA_TOKEN, True), (PyKCS11.CKA_ID, kid), (PyKCS11.CKA_SIGN, True)],
+        mecha=PyKCS11.Mechanism(PyKCS11.CKM_GOSTR3410_KEY_PAIR_GEN, None))
+pub = s.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PUBLIC_KEY), (PyKCS11.CKA_ID, kid)])[0]
+print(bytes(s.getAttributeValue(pub, [PyKCS11.CKA_VALUE])[0]).hex())
+"#;
+
+/// GOST keys made in the token sign with pkcs11-tool, and OpenSSL's GOST engine (Debian's
+/// `libengine-gost-openssl`, which kilt did not write) verifies: CKM_GOSTR3410 over a digest
+/// with `pkeyutl`, CKM_GOSTR3410_WITH_GOSTR3411 over a message with `dgst` — for a 2004 key
+/// (`--key-type GOSTR3410-2001:A`, hashed with the CryptoPro set pkcs11-tool names) and a 512-bit
+/// one (Streebog-512, kilt's default for that curve).
+#[test]
+fn gost_keys_sign_through_pkcs11_tool_and_openssls_gost_engine_verifies() {
+    if !have("pkcs11-tool") || !have("openssl") || !have("/usr/bin/python3") {
+        return;
+    }
+    let engine = std::path::Path::new("/usr/lib/x86_64-linux-gnu/engines-3/gost.so");
+    let pykcs11 = Command::new("/usr/bin/python3")
+        .args(["-c", "import PyKCS11"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !engine.exists() || !pykcs11 {
+        assert!(
+            std::env::var("KILT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "libengine-gost-openssl and python3-pykcs11 are required; run scripts/ensure-deps"
+        );
+        eprintln!("skipping: libengine-gost-openssl or python3-pykcs11 is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = token_with_key(d);
+    let file = |n: &str| d.join(n).display().to_string();
+    let tool = |args: &[&str]| {
+        let mut all = vec![
+            "--module",
+            &m,
+            "--token-label",
+            "peer",
+            "--login",
+            "--pin",
+            PIN,
+        ];
+        all.extend_from_slice(args);
+        ok(d, "pkcs11-tool", &all)
+    };
+    let out = tool(&[
+        "--keypairgen",
+        "--key-type",
+        "GOSTR3410-2001:A",
+        "--id",
+        "20",
+    ]);
+    assert!(
+        out.contains("GOSTR3410") && out.contains("never extractable"),
+        "{out}"
+    );
+    std::fs::write(d.join("py"), PYKCS11).unwrap();
+    let value = |cmd: &str, id: &str| {
+        let said = ok(d, "/usr/bin/python3", &[&file("py"), &m, cmd, id, PIN]);
+        hex::decode(said.trim()).unwrap()
+    };
+    value("gen512", "40");
+    std::fs::write(d.join("doc.txt"), "Платёжное поручение, ГОСТ").unwrap();
+    let verify = |args: &[&str]| {
+        let out = run(d, "openssl", args);
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    for (id, curve, digest_md) in [
+        ("20", kilt_gost::CurveId::CryptoProA, "-md_gost94"),
+        ("40", kilt_gost::CurveId::Tc26_512A, "-md_gost12_512"),
+    ] {
+        let public = value("value", id);
+        let spki = kilt_gost::pkcs11::spki_der(curve, &public).unwrap();
+        std::fs::write(d.join("pub.der"), spki).unwrap();
+        ok(
+            d,
+            "openssl",
+            &[
+                "pkey",
+                "-engine",
+                "gost",
+                "-pubin",
+                "-inform",
+                "DER",
+                "-in",
+                &file("pub.der"),
+                "-out",
+                &file("pub.pem"),
+            ],
+        );
+        // CKM_GOSTR3410 over a digest: any bytes of the curve's length serve pkeyutl.
+        let digest: Vec<u8> = (0..curve.int_len() as u8)
+            .map(|i| i.wrapping_mul(37))
+            .collect();
+        std::fs::write(d.join("digest.bin"), &digest).unwrap();
+        tool(&[
+            "--sign",
+            "--mechanism",
+            "GOSTR3410",
+            "--id",
+            id,
+            "--input-file",
+            &file("digest.bin"),
+            "--output-file",
+            &file("raw.sig"),
+        ]);
+        let pkeyutl = |sig: &str| {
+            verify(&[
+                "pkeyutl",
+                "-engine",
+                "gost",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                &file("pub.pem"),
+                "-in",
+                &file("digest.bin"),
+                "-sigfile",
+                &file(sig),
+            ])
+        };
+        let said = pkeyutl("raw.sig");
+        assert!(
+            said.contains("Signature Verified Successfully"),
+            "{id}: {said}"
+        );
+        let mut bad = std::fs::read(d.join("raw.sig")).unwrap();
+        bad[3] ^= 1;
+        std::fs::write(d.join("bad.sig"), bad).unwrap();
+        assert!(pkeyutl("bad.sig").contains("Signature Verification Failure"));
+        // CKM_GOSTR3410_WITH_GOSTR3411 over the message, hashed with the key's set.
+        tool(&[
+            "--sign",
+            "--mechanism",
+            "GOSTR3410-WITH-GOSTR3411",
+            "--id",
+            id,
+            "--input-file",
+            &file("doc.txt"),
+            "--output-file",
+            &file("hashed.sig"),
+        ]);
+        let dgst = |data: &str| {
+            verify(&[
+                "dgst",
+                "-engine",
+                "gost",
+                digest_md,
+                "-verify",
+                &file("pub.pem"),
+                "-signature",
+                &file("hashed.sig"),
+                &file(data),
+            ])
+        };
+        assert!(
+            dgst("doc.txt").contains("Verified OK"),
+            "{id}: {}",
+            dgst("doc.txt")
+        );
+        std::fs::write(d.join("other.txt"), "Платёжное поручение, ГОСТ!").unwrap();
+        assert!(dgst("other.txt").contains("Verification failure"));
+    }
+}
