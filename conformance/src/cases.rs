@@ -784,6 +784,7 @@ pub static CASES: std::sync::LazyLock<Vec<Case>> = std::sync::LazyLock::new(|| {
     all.extend(crate::calls::argument_cases());
     all.extend(crate::calls::length_cases());
     all.extend(crate::machines::machine_cases());
+    all.extend(crate::gost::gost_cases());
     all
 });
 

@@ -69,6 +69,7 @@ mod calls;
 pub mod card;
 mod cases;
 pub mod flow;
+mod gost;
 mod machines;
 pub mod raw;
 
@@ -165,6 +166,8 @@ pub enum Group {
     Iso7816,
     /// The PIV application (NIST SP 800-73-4).
     Piv,
+    /// GOST R 34.10 / R 34.11 mechanisms (2.40 curr. mech.), when the token advertises them.
+    Gost,
 }
 
 impl Group {
@@ -190,6 +193,7 @@ impl Group {
             Group::FlowPin => "flow-pin",
             Group::Iso7816 => "iso-7816-4",
             Group::Piv => "piv",
+            Group::Gost => "gost",
         }
     }
 }

@@ -116,6 +116,8 @@ fn each_broken_behaviour_is_caught() {
     // Defect knob → a case that must fail because of it.
     let expect = [
         ("bad-signature", "sign-ecdsa"),
+        ("bad-signature", "gost-sign-digest"),
+        ("sensitive-leak", "gost-keygen"),
         ("pin-not-counted", "wrong-pin-counts"),
         ("sensitive-leak", "generated-key-is-sensitive"),
         ("length-protocol", "length-protocol"),
@@ -196,6 +198,14 @@ const SOFTHSM_SKIPS: &[&str] = &[
     "session-cancel-only-named",
     "session-cancel-closed",
     "login-user",
+    // Debian's SoftHSM2 advertises no GOST mechanism.
+    "gost-mechanism-flags",
+    "gost-keygen",
+    "gost-keygen-needs-params",
+    "gost-sign-digest",
+    "gost-sign-with-hash",
+    "gost-digest",
+    "gost-key-type-inconsistent",
 ];
 
 #[test]
