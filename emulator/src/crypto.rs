@@ -183,14 +183,6 @@ impl KeyAlgorithm {
             KeyAlgorithm::Gost(c) => 2 * c.int_len(),
         }
     }
-
-    /// Bytes of the digest a raw signature mechanism (CKM_ECDSA, CKM_GOSTR3410) signs.
-    pub fn digest_len(self) -> usize {
-        match self {
-            KeyAlgorithm::P256 => SHA256_LEN,
-            KeyAlgorithm::Gost(c) => c.int_len(),
-        }
-    }
 }
 
 /// `CKA_GOSTR3410_PARAMS`: DER OIDs naming each curve, the Russian one (RFC 4357 §10.8, RFC 7836
@@ -254,16 +246,7 @@ pub fn default_gost_hash(curve: kilt_gost::CurveId) -> HashKind {
     }
 }
 
-/// The first (Russian) DER OID of a curve or hash, as a new key's attribute.
-pub fn gost_curve_params(curve: kilt_gost::CurveId) -> Vec<u8> {
-    GOST_CURVES
-        .iter()
-        .find(|(c, _)| *c == curve)
-        .map(|(_, oids)| oid_der(oids[0]))
-        .unwrap_or_default()
-}
-
-/// See [`gost_curve_params`].
+/// The first (Russian) DER OID of a hash, as a new key's attribute.
 pub fn gost_hash_params(hash: HashKind) -> Vec<u8> {
     GOST_HASHES
         .iter()
@@ -586,6 +569,23 @@ pub fn ec_point_der(point: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_key_shows_its_algorithm_and_never_its_scalar() {
+        let curve = kilt_gost::CurveId::CryptoProA;
+        let k = PrivateKey::from_scalar(KeyAlgorithm::Gost(curve), &[0x5a; 32]).unwrap();
+        let shown = format!("{k:?}");
+        assert!(shown.contains("CryptoProA"), "{shown}");
+        assert!(!shown.contains("5a") && !shown.contains("90"), "{shown}");
+        assert_eq!(k.algorithm().signature_len(), 64);
+        let copy = k.copy().unwrap();
+        assert_eq!(*copy.scalar(), vec![0x5a; 32]);
+        assert_eq!(copy.public().unwrap(), k.public().unwrap());
+        assert!(matches!(
+            PrivateKey::from_scalar(KeyAlgorithm::Gost(curve), &[0; 32]),
+            Err(Error::AttributeValueInvalid(_))
+        ));
+    }
 
     #[test]
     fn fast_and_portable_signatures_both_verify() {

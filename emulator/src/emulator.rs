@@ -1636,10 +1636,11 @@ impl Emulator {
             // (required), and the hash or else the profile's default for the curve.
             let gost = match alg {
                 KeyAlgorithm::Gost(c) => Some((
+                    // Present: the curve was read from it.
                     pub_obj
                         .bytes(CKA_GOSTR3410_PARAMS)
                         .map(<[u8]>::to_vec)
-                        .unwrap_or_else(|| crypto::gost_curve_params(c)),
+                        .unwrap_or_default(),
                     pub_obj
                         .bytes(CKA_GOSTR3411_PARAMS)
                         .map(<[u8]>::to_vec)

@@ -5,7 +5,7 @@
 use cryptoki_sys::*;
 use kilt_emulator::crypto::{self, HashKind};
 use kilt_emulator::{AttrResult, Config, Emulator, Error, Mechanism, ObjectHandle, Pin, UserType};
-use kilt_emulator::{Profile, SessionHandle};
+use kilt_emulator::{Part, Profile, SessionHandle};
 
 /// Asserts that `$e` failed with an error matching `$p`.
 macro_rules! refused {
@@ -124,7 +124,13 @@ fn both_curves_generate_sign_and_verify_in_pkcs11s_layout() {
         ));
 
         let digest: Vec<u8> = (0..n as u8).collect();
-        let raw = sign(&emu, h, &mech(CKM_GOSTR3410), private, &digest);
+        emu.sign_init(h, &mech(CKM_GOSTR3410), private).unwrap();
+        assert_eq!(
+            emu.sign_len(h, Part::Single).unwrap(),
+            2 * n,
+            "the length query"
+        );
+        let raw = emu.sign(h, &digest).unwrap();
         assert_eq!(raw.len(), 2 * n);
         // An independent check of the layout: kilt-gost's PKCS#11 verifier.
         assert!(kilt_gost::pkcs11::verify_digest(
@@ -215,6 +221,11 @@ fn gost94_digests_with_the_cryptopro_set_unless_told_the_test_set() {
     let (_d, emu, h) = token(Profile::default_profile());
     let digest = |m: &Mechanism, data: &[u8]| {
         emu.digest_init(h, m).unwrap();
+        assert_eq!(
+            emu.digest_len(h, Part::Single).unwrap(),
+            32,
+            "the length query"
+        );
         emu.digest(h, data).unwrap()
     };
     // RFC 5831 §7.3.1 ("This is message, length=32 bytes"), Test parameter set.
