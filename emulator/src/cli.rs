@@ -67,14 +67,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Import a certificate and/or a P-256 private key (PEM or DER) under one CKA_ID.
+    /// Import a certificate and/or a private key (P-256, or GOST: Kazakh 2004 / 2015-512) under
+    /// one CKA_ID.
     Import {
         #[command(flatten)]
         sel: TokenSel,
         /// X.509 certificate file.
         #[arg(long, value_name = "FILE")]
         cert: Option<PathBuf>,
-        /// PKCS#8 or SEC1 private key file (P-256).
+        /// Private key file, PEM or DER: P-256 as PKCS#8 or SEC1; GOST as PKCS#8 under the Kazakh
+        /// OIDs (1.2.398.3.10.1.1.1.1, 1.2.398.3.10.1.1.2.2) or the Russian ones OpenSSL's GOST
+        /// engine writes.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
         /// CKA_ID in hex (default: derived from the public key).
@@ -484,6 +487,8 @@ fn slots(emu: &Emulator, json: bool, out: &mut dyn Write) -> R<()> {
 struct KeySet {
     id: String,
     label: String,
+    /// "P-256", "GOST 34.310-2004" or "GOST R 34.10-2015 512" (from the key objects).
+    algorithm: Option<String>,
     private_key: bool,
     public_key: bool,
     certificate: Option<CertSummary>,
@@ -535,7 +540,18 @@ fn collect_sets(emu: &Emulator, s: SessionHandle) -> R<Vec<KeySet>> {
     emu.find_final(s)?;
     let mut sets: std::collections::BTreeMap<Vec<u8>, KeySet> = Default::default();
     for h in handles {
-        let r = emu.get_attributes(s, h, &[CKA_CLASS, CKA_ID, CKA_LABEL, CKA_VALUE])?;
+        let r = emu.get_attributes(
+            s,
+            h,
+            &[
+                CKA_CLASS,
+                CKA_ID,
+                CKA_LABEL,
+                CKA_VALUE,
+                CKA_KEY_TYPE,
+                CKA_GOSTR3410_PARAMS,
+            ],
+        )?;
         let val = |i: usize| match &r[i] {
             AttrResult::Value(v) => Some(v.clone()),
             _ => None,
@@ -548,6 +564,19 @@ fn collect_sets(emu: &Emulator, s: SessionHandle) -> R<Vec<KeySet>> {
         });
         if set.label.is_empty() {
             set.label = String::from_utf8_lossy(&val(2).unwrap_or_default()).into_owned();
+        }
+        let key_type = val(4).and_then(|v| v.try_into().ok().map(CK_ULONG::from_ne_bytes));
+        let algorithm = match key_type {
+            Some(CKK_EC) => Some("P-256"),
+            Some(CKK_GOSTR3410) => match val(5).as_deref().and_then(crate::crypto::gost_curve) {
+                Some(kilt_gost::CurveId::CryptoProA) => Some("GOST 34.310-2004"),
+                Some(kilt_gost::CurveId::Tc26_512A) => Some("GOST R 34.10-2015 512"),
+                None => Some("GOST (unknown parameters)"),
+            },
+            _ => None,
+        };
+        if let Some(a) = algorithm {
+            set.algorithm = Some(a.into());
         }
         match class {
             Some(CKO_PRIVATE_KEY) => set.private_key = true,
@@ -601,6 +630,9 @@ fn keys(
         .map(|(_, n)| *n)
         .collect();
         let mut line = format!("id {} {:?}: {}", k.id, k.label, parts.join(" + "));
+        if let Some(a) = &k.algorithm {
+            line.push_str(&format!(" ({a})"));
+        }
         if let Some(c) = &k.certificate {
             line.push_str(&format!(
                 "\n    {} (serial {})\n    valid {} .. {}",
@@ -670,14 +702,31 @@ fn import(
         Some(p) => Some(read_key(p)?),
         None => None,
     };
-    let point = match (&secret, &parsed_cert) {
-        (Some(k), _) => Some(k.public_key().to_encoded_point(false).as_bytes().to_vec()),
-        (None, Some(c)) => Some(c.public_key().subject_public_key.data.to_vec()),
+    // The public key as the certificate's SubjectPublicKeyInfo holds it: the P-256 point, or
+    // (GOST, RFC 4491 §2.3.2) an OCTET STRING of the little-endian x ‖ y.
+    let cert_public = parsed_cert
+        .as_ref()
+        .map(|c| -> R<Vec<u8>> {
+            use p256::pkcs8::der::{Decode, asn1::OctetStringRef};
+            let spki = c.public_key();
+            let bits = spki.subject_public_key.data.as_ref();
+            let oid = spki.algorithm.algorithm.to_id_string();
+            if GOST_KEY_OIDS.contains(&oid.as_str()) {
+                OctetStringRef::from_der(bits)
+                    .map(|o| o.as_bytes().to_vec())
+                    .map_err(|_| CliError("the certificate's GOST public key is malformed".into()))
+            } else {
+                Ok(bits.to_vec())
+            }
+        })
+        .transpose()?;
+    let point = match (&secret, &cert_public) {
+        (Some(k), _) => Some(k.public()?),
+        (None, Some(p)) => Some(p.clone()),
         _ => None,
     };
-    if let (Some(k), Some(c)) = (&secret, &parsed_cert)
-        && k.public_key().to_encoded_point(false).as_bytes()
-            != c.public_key().subject_public_key.data.as_ref()
+    if let (Some(k), Some(c)) = (&secret, &cert_public)
+        && &k.public()? != c
     {
         return fail("the key does not belong to the certificate");
     }
@@ -711,23 +760,51 @@ fn import(
             done.push("certificate");
         }
         if let Some(k) = &secret {
+            let public = k.public()?;
+            let (private, public) = match k {
+                ImportKey::P256(k) => {
+                    let key = |v| {
+                        vec![
+                            (CKA_KEY_TYPE, object::ulong(CKK_EC)),
+                            (CKA_EC_PARAMS, crate::crypto::P256_PARAMS.to_vec()),
+                            v,
+                        ]
+                    };
+                    (
+                        key((CKA_VALUE, k.to_bytes().to_vec())),
+                        key((CKA_EC_POINT, crate::crypto::ec_point_der(&public))),
+                    )
+                }
+                ImportKey::Gost {
+                    curve_params,
+                    hash_params,
+                    d,
+                    ..
+                } => {
+                    let key = |v| {
+                        let mut t = vec![
+                            (CKA_KEY_TYPE, object::ulong(CKK_GOSTR3410)),
+                            (CKA_GOSTR3410_PARAMS, curve_params.clone()),
+                            v,
+                        ];
+                        if let Some(h) = hash_params {
+                            t.push((CKA_GOSTR3411_PARAMS, h.clone()));
+                        }
+                        t
+                    };
+                    // PKCS#11 2.40 curr. mech.: a GOST private CKA_VALUE is little-endian.
+                    (
+                        key((CKA_VALUE, kilt_gost::reversed(d))),
+                        key((CKA_VALUE, public)),
+                    )
+                }
+            };
             let mut t = common(CKO_PRIVATE_KEY);
-            t.extend([
-                (CKA_KEY_TYPE, object::ulong(CKK_EC)),
-                (CKA_EC_PARAMS, crate::crypto::P256_PARAMS.to_vec()),
-                (CKA_VALUE, k.to_bytes().to_vec()),
-                (CKA_SIGN, object::bool(true)),
-            ]);
+            t.extend(private);
+            t.push((CKA_SIGN, object::bool(true)));
             emu.create_object(s, &t)?;
             let mut t = common(CKO_PUBLIC_KEY);
-            t.extend([
-                (CKA_KEY_TYPE, object::ulong(CKK_EC)),
-                (CKA_EC_PARAMS, crate::crypto::P256_PARAMS.to_vec()),
-                (
-                    CKA_EC_POINT,
-                    crate::crypto::ec_point_der(point.as_deref().unwrap_or_default()),
-                ),
-            ]);
+            t.extend(public);
             emu.create_object(s, &t)?;
             done.push("private key");
             done.push("public key");
@@ -756,11 +833,100 @@ fn der_integer(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-fn read_key(path: &PathBuf) -> R<p256::SecretKey> {
+/// A private key read from a file.
+enum ImportKey {
+    P256(p256::SecretKey),
+    Gost {
+        curve: kilt_gost::CurveId,
+        /// The parameter OIDs (DER) as the file names them.
+        curve_params: Vec<u8>,
+        hash_params: Option<Vec<u8>>,
+        /// Big-endian.
+        d: zeroize::Zeroizing<Vec<u8>>,
+    },
+}
+
+impl ImportKey {
+    /// The public key as the token's public object holds it (P-256 point, GOST CKA_VALUE).
+    fn public(&self) -> R<Vec<u8>> {
+        Ok(match self {
+            ImportKey::P256(k) => k.public_key().to_encoded_point(false).as_bytes().to_vec(),
+            ImportKey::Gost { curve, d, .. } => kilt_gost::pkcs11::public_value(*curve, d)
+                .map_err(|e| CliError(format!("the GOST key is unusable: {e}")))?,
+        })
+    }
+}
+
+/// GOST public key algorithm OIDs of PKCS#8 files: the Kazakh national CA's (the fixtures) and
+/// the Russian ones (RFC 4491, RFC 9215) OpenSSL's GOST engine writes.
+const GOST_KEY_OIDS: &[&str] = &[
+    "1.2.398.3.10.1.1.1.1",
+    "1.2.398.3.10.1.1.2.2",
+    "1.2.643.2.2.19",
+    "1.2.643.7.1.1.1.1",
+    "1.2.643.7.1.1.1.2",
+];
+
+/// A GOST PKCS#8 `PrivateKeyInfo`: parameters SEQUENCE { curve OID, [hash OID] }; the key
+/// little-endian, either the OCTET STRING's bytes themselves (OpenSSL's GOST engine) or an
+/// inner OCTET STRING (RFC 9215 §5), or an INTEGER (big-endian).
+fn read_gost_pkcs8(der: &[u8]) -> Option<ImportKey> {
+    use p256::pkcs8::der::{Decode, asn1::ObjectIdentifier, asn1::OctetStringRef};
+    let info = p256::pkcs8::PrivateKeyInfo::from_der(der).ok()?;
+    let oid = info.algorithm.oid.to_string();
+    if !GOST_KEY_OIDS.contains(&oid.as_str()) {
+        return None;
+    }
+    let params: Vec<ObjectIdentifier> = info.algorithm.parameters?.decode_as().ok()?;
+    let encode = |o: &ObjectIdentifier| crate::crypto::oid_der(&o.to_string());
+    let curve_params = encode(params.first()?);
+    let curve = crate::crypto::gost_curve(&curve_params)?;
+    let hash_params = params
+        .get(1)
+        .map(encode)
+        .filter(|h| crate::crypto::gost_hash(h).is_some());
+    let n = curve.int_len();
+    let raw = info.private_key;
+    let le: Vec<u8> = if raw.len() == n {
+        raw.to_vec()
+    } else if let Ok(inner) = OctetStringRef::from_der(raw) {
+        inner.as_bytes().to_vec()
+    } else if let Ok(int) = p256::pkcs8::der::asn1::UintRef::from_der(raw) {
+        let be = int.as_bytes();
+        let mut v = vec![0u8; n.saturating_sub(be.len())];
+        v.extend_from_slice(be);
+        kilt_gost::reversed(&v)
+    } else {
+        return None;
+    };
+    if le.len() != n {
+        return None;
+    }
+    Some(ImportKey::Gost {
+        curve,
+        curve_params,
+        hash_params,
+        d: zeroize::Zeroizing::new(kilt_gost::reversed(&le)),
+    })
+}
+
+fn read_key(path: &PathBuf) -> R<ImportKey> {
     use p256::pkcs8::DecodePrivateKey;
-    let data = std::fs::read(path)
-        .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
+    let data = zeroize::Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?,
+    );
     let text = String::from_utf8_lossy(&data);
+    let der = if text.contains("BEGIN PRIVATE KEY") {
+        x509_parser::pem::parse_x509_pem(&data)
+            .ok()
+            .map(|(_, pem)| zeroize::Zeroizing::new(pem.contents))
+    } else {
+        None
+    };
+    if let Some(k) = read_gost_pkcs8(der.as_deref().map_or(&data[..], |d| &d[..])) {
+        return Ok(k);
+    }
     let parsed = if text.contains("BEGIN EC PRIVATE KEY") {
         p256::SecretKey::from_sec1_pem(&text).ok()
     } else if text.contains("BEGIN PRIVATE KEY") {
@@ -770,9 +936,9 @@ fn read_key(path: &PathBuf) -> R<p256::SecretKey> {
             .ok()
             .or_else(|| p256::SecretKey::from_sec1_der(&data).ok())
     };
-    parsed.ok_or_else(|| {
+    parsed.map(ImportKey::P256).ok_or_else(|| {
         CliError(format!(
-            "{} is not a P-256 private key (PKCS#8 or SEC1, PEM or DER)",
+            "{} is not a P-256 or GOST private key (PKCS#8 or SEC1, PEM or DER)",
             path.display()
         ))
     })

@@ -155,3 +155,164 @@ fn module_path_points_at_the_built_module() {
         assert!(text(&o).1.contains("cargo build -p kilt-pkcs11"));
     }
 }
+
+/// A GOST PKCS#8 file: `key_oid` with parameters {`curve`, `hash`}, the private key as `inner`
+/// puts it (the little-endian bytes themselves, as OpenSSL's GOST engine writes, or an INTEGER).
+fn gost_pkcs8(key_oid: &str, curve: &str, hash: &str, inner: &[u8]) -> Vec<u8> {
+    use p256::pkcs8::der::asn1::ObjectIdentifier as Oid;
+    use p256::pkcs8::der::{Any, Encode};
+    let params = Any::encode_from(&vec![Oid::new_unwrap(curve), Oid::new_unwrap(hash)]).unwrap();
+    p256::pkcs8::PrivateKeyInfo {
+        algorithm: p256::pkcs8::AlgorithmIdentifierRef {
+            oid: Oid::new_unwrap(key_oid),
+            parameters: Some((&params).into()),
+        },
+        private_key: inner,
+        public_key: None,
+    }
+    .to_der()
+    .unwrap()
+}
+
+/// Kazakh GOST keys (the national CA's OIDs, the fixtures' README) import as GOST key pairs and
+/// `keys` names their algorithm; a key that is not the certificate's, or of an unknown
+/// algorithm, is refused in one line and nothing is imported.
+#[test]
+fn gost_keys_import_under_the_kazakh_oids_and_show_their_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    // Three keys (big-endian scalars), each written as the Kazakh OIDs name it.
+    let d: Vec<u8> = (1..=32).collect();
+    let d2: Vec<u8> = (2..=33).collect();
+    let d512: Vec<u8> = (1..=64).collect();
+    let le = kilt_gost::reversed(&d);
+    let kz2004 = |inner: &[u8]| {
+        gost_pkcs8(
+            "1.2.398.3.10.1.1.1.1",
+            "1.2.398.3.10.1.1.1.1.1",
+            "1.2.398.3.10.1.3.1.1.0",
+            inner,
+        )
+    };
+    let files = [
+        ("2004.der", kz2004(&le)),
+        (
+            "2004-integer.der",
+            kz2004(&[&[0x02, 0x20][..], &d2].concat()),
+        ),
+        (
+            "2015.der",
+            gost_pkcs8(
+                "1.2.398.3.10.1.1.2.2",
+                "1.2.398.3.10.1.1.2.2.1",
+                "1.2.398.3.10.1.3.3",
+                &kilt_gost::reversed(&d512),
+            ),
+        ),
+    ];
+    for (name, der) in &files {
+        let f = dir.path().join(name);
+        std::fs::write(&f, der).unwrap();
+        let o = kilt_token(
+            dir.path(),
+            &[
+                "import",
+                "--key",
+                f.to_str().unwrap(),
+                "--pin-source",
+                "env:PIN",
+            ],
+        );
+        assert!(o.status.success(), "{name}: {:?}", text(&o));
+    }
+    // The default CKA_ID is derived from the public key the token computed: the right key.
+    let id = |curve, d: &[u8]| {
+        use sha2::Digest;
+        let value = kilt_gost::pkcs11::public_value(curve, d).unwrap();
+        hex::encode(&sha2::Sha256::digest(&value)[..20])
+    };
+    let (a, b) = (
+        kilt_gost::CurveId::CryptoProA,
+        kilt_gost::CurveId::Tc26_512A,
+    );
+    let mut want = vec![
+        (id(a, &d), "GOST 34.310-2004"),
+        (id(a, &d2), "GOST 34.310-2004"),
+        (id(b, &d512), "GOST R 34.10-2015 512"),
+    ];
+    want.sort();
+    let o = kilt_token(dir.path(), &["keys", "--json", "--pin-source", "env:PIN"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut got: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().to_string(),
+                k["algorithm"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["private_key"] == true)
+    );
+    // The national CA's test user certificate is not this key's: refused, nothing imported.
+    let cert = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../gost/tests/data/user-2004.der"
+    );
+    let f = dir.path().join("2004.der");
+    let o = kilt_token(
+        dir.path(),
+        &[
+            "import",
+            "--key",
+            f.to_str().unwrap(),
+            "--cert",
+            cert,
+            "--id",
+            "20",
+            "--pin-source",
+            "env:PIN",
+        ],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    let unknown = dir.path().join("unknown.der");
+    std::fs::write(
+        &unknown,
+        gost_pkcs8(
+            "1.2.398.3.10.1.1.9",
+            "1.2.398.3.10.1.1.1.1.1",
+            "1.2.398.3.10.1.3.1.1.0",
+            &le,
+        ),
+    )
+    .unwrap();
+    let o = kilt_token(
+        dir.path(),
+        &[
+            "import",
+            "--key",
+            unknown.to_str().unwrap(),
+            "--pin-source",
+            "env:PIN",
+        ],
+    );
+    assert!(
+        text(&o).1.contains("is not a P-256 or GOST private key"),
+        "{:?}",
+        text(&o)
+    );
+    let o = kilt_token(dir.path(), &["keys", "--json", "--pin-source", "env:PIN"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3, "nothing more was imported");
+}
