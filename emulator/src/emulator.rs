@@ -1827,7 +1827,7 @@ impl Emulator {
         })
     }
 
-    /// C_DigestInit (CKM_SHA256 only).
+    /// C_DigestInit: CKM_SHA256, and CKM_GOSTR3411 when the token offers GOST.
     pub fn digest_init(&self, h: SessionHandle, mech: &Mechanism) -> Result<()> {
         self.with_session_hot(h, |s, _| {
             if s.digest.is_some() {

@@ -243,6 +243,16 @@ fn gost94_digests_with_the_cryptopro_set_unless_told_the_test_set() {
         HashKind::Gost94CryptoPro.digest(msg)
     );
     assert_ne!(digest(&mech(CKM_GOSTR3411), msg), digest(&test, msg));
+    // SHA-256 still takes no parameter; GOST R 34.11-94 none but an S-box set's OID.
+    assert_eq!(digest(&mech(CKM_SHA256), msg), HashKind::Sha256.digest(msg));
+    let sha_with_param = Mechanism {
+        kind: CKM_SHA256,
+        param: crypto::oid_der(GOST94_TEST),
+    };
+    refused!(
+        emu.digest_init(h, &sha_with_param),
+        Error::MechanismParamInvalid
+    );
     let streebog = Mechanism {
         kind: CKM_GOSTR3411,
         param: crypto::oid_der(STREEBOG_512),
@@ -356,6 +366,51 @@ fn an_imported_private_value_is_little_endian_as_pkcs11_says() {
         &digest,
         &sig
     ));
+}
+
+/// What each mechanism says it does (2.40 §5.5 CK_MECHANISM_INFO flags; curr. mech. §2.3 for the
+/// EC capability flags), for the default profile.
+#[test]
+fn every_mechanism_claims_its_functions() {
+    let (_d, emu, _h) = token(Profile::default_profile());
+    let ec = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+    let want = [
+        (
+            CKM_EC_KEY_PAIR_GEN,
+            CKF_HW | CKF_GENERATE_KEY_PAIR | ec,
+            256,
+            256,
+        ),
+        (CKM_ECDSA, CKF_HW | CKF_SIGN | CKF_VERIFY | ec, 256, 256),
+        (
+            CKM_ECDSA_SHA256,
+            CKF_HW | CKF_SIGN | CKF_VERIFY | ec,
+            256,
+            256,
+        ),
+        (CKM_SHA256, CKF_HW | CKF_DIGEST, 0, 0),
+        (
+            CKM_GOSTR3410_KEY_PAIR_GEN,
+            CKF_HW | CKF_GENERATE_KEY_PAIR,
+            256,
+            512,
+        ),
+        (CKM_GOSTR3410, CKF_HW | CKF_SIGN | CKF_VERIFY, 256, 512),
+        (
+            CKM_GOSTR3410_WITH_GOSTR3411,
+            CKF_HW | CKF_SIGN | CKF_VERIFY,
+            256,
+            512,
+        ),
+        (CKM_GOSTR3411, CKF_HW | CKF_DIGEST, 0, 0),
+    ];
+    let got: Vec<_> = emu
+        .slot_mechanisms(0)
+        .unwrap()
+        .iter()
+        .map(|m| (m.mechanism, m.flags, m.min_key_bits, m.max_key_bits))
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[test]
