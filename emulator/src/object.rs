@@ -531,10 +531,8 @@ impl Object {
     pub fn public_key(&self) -> Option<&[u8]> {
         match self.key_algorithm()? {
             crypto::KeyAlgorithm::P256 => self.public_point(),
-            crypto::KeyAlgorithm::Gost(_) if self.class() == Some(Class::PublicKey) => {
-                self.bytes(CKA_VALUE)
-            }
-            crypto::KeyAlgorithm::Gost(_) => None,
+            // A private key holds no CKA_VALUE among its attributes (its scalar is sealed).
+            crypto::KeyAlgorithm::Gost(_) => self.bytes(CKA_VALUE),
         }
     }
 

@@ -277,6 +277,9 @@ fn mismatches_are_refused_and_change_nothing() {
             &[(CKA_SIGN, vec![CK_TRUE])],
         )
         .unwrap();
+    // The EC pair keeps its own attributes (the GOST tables are for GOST keys only).
+    assert_eq!(attr(&emu, h, ec.1, CKA_EC_PARAMS), crypto::P256_PARAMS);
+    assert_eq!(attr(&emu, h, ec.1, CKA_KEY_TYPE), ulong(CKK_EC));
     // Mechanism and key of different algorithms (§5.11: CKR_KEY_TYPE_INCONSISTENT).
     refused!(
         emu.sign_init(h, &mech(CKM_ECDSA), gost.1),
@@ -358,6 +361,38 @@ fn an_imported_private_value_is_little_endian_as_pkcs11_says() {
         )
         .unwrap();
     let value = kilt_gost::pkcs11::public_value(kilt_gost::CurveId::CryptoProA, &d).unwrap();
+    // An extractable, non-sensitive copy gives its value back as it was given: little-endian.
+    let open = emu
+        .create_object(
+            h,
+            &[
+                (CKA_CLASS, ulong(CKO_PRIVATE_KEY)),
+                (CKA_KEY_TYPE, ulong(CKK_GOSTR3410)),
+                (CKA_GOSTR3410_PARAMS, crypto::oid_der(CRYPTOPRO_A)),
+                (CKA_SENSITIVE, vec![CK_FALSE]),
+                (CKA_EXTRACTABLE, vec![CK_TRUE]),
+                (CKA_VALUE, kilt_gost::reversed(&d)),
+            ],
+        )
+        .unwrap();
+    assert_eq!(attr(&emu, h, open, CKA_VALUE), kilt_gost::reversed(&d));
+    // A public key's value must be x ‖ y of the curve's length.
+    let public = |v: Vec<u8>| {
+        emu.create_object(
+            h,
+            &[
+                (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
+                (CKA_KEY_TYPE, ulong(CKK_GOSTR3410)),
+                (CKA_GOSTR3410_PARAMS, crypto::oid_der(CRYPTOPRO_A)),
+                (CKA_VALUE, v),
+            ],
+        )
+    };
+    refused!(
+        public(value[1..].to_vec()),
+        Error::AttributeValueInvalid(CKA_VALUE)
+    );
+    let imported_public = public(value.clone()).unwrap();
     let digest = [7u8; 32];
     let sig = sign(&emu, h, &mech(CKM_GOSTR3410), private, &digest);
     assert!(kilt_gost::pkcs11::verify_digest(
@@ -366,6 +401,15 @@ fn an_imported_private_value_is_little_endian_as_pkcs11_says() {
         &digest,
         &sig
     ));
+    verify(
+        &emu,
+        h,
+        &mech(CKM_GOSTR3410),
+        imported_public,
+        &digest,
+        &sig,
+    )
+    .unwrap();
 }
 
 /// What each mechanism says it does (2.40 §5.5 CK_MECHANISM_INFO flags; curr. mech. §2.3 for the
