@@ -957,6 +957,22 @@ mod tests {
     use super::*;
     use crate::{Config, Emulator};
 
+    /// The mirror keeps each of its four values apart, whatever the others are.
+    #[test]
+    fn quick_packs_and_unpacks_every_combination() {
+        for bits in 0..8u8 {
+            for insertions in [0u64, 1, 5, 1 << 40] {
+                let q = Quick {
+                    present: bits & 1 != 0,
+                    latency: bits & 2 != 0,
+                    faults: bits & 4 != 0,
+                    insertions,
+                };
+                assert_eq!(Quick::unpack(q.pack()), q);
+            }
+        }
+    }
+
     #[test]
     fn fault_specs_parse_or_are_refused_whole() {
         assert_eq!(
