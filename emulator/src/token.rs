@@ -125,6 +125,7 @@ pub struct Presence {
 struct CacheMut<'a> {
     guard: std::sync::RwLockWriteGuard<'a, Cache>,
     quick: &'a std::sync::atomic::AtomicU64,
+    generation: &'a std::sync::atomic::AtomicU64,
 }
 
 impl std::ops::Deref for CacheMut<'_> {
@@ -147,6 +148,8 @@ impl Drop for CacheMut<'_> {
             Quick::of(&self.guard).pack(),
             std::sync::atomic::Ordering::Release,
         );
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -171,9 +174,11 @@ pub struct Token {
     cached_pin_refused: std::sync::atomic::AtomicBool,
     /// What every hot call reads of the cache, kept beside it (see [`Quick`]).
     quick: std::sync::atomic::AtomicU64,
-    /// Moves whenever an unsealed key stops being usable (logout, a session key destroyed):
-    /// sessions' own copies of keys are valid while it stays (see `Emulator::sign_init`).
-    key_generation: std::sync::atomic::AtomicU64,
+    /// Moves whenever something a `C_SignInit` decided on may have changed: the cached objects or
+    /// control values, a login or logout, an unsealed key forgotten, a session object of the slot
+    /// changed. Sessions keep their own key copy and their last decision while it stays (see
+    /// `Emulator::sign_init`).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// Presence, insertions, and whether latency or a fault is set: mirrored from the cache into one
@@ -430,7 +435,7 @@ impl Token {
             cached_pin_refused: std::sync::atomic::AtomicBool::new(false),
             born: std::time::Instant::now(),
             quick: std::sync::atomic::AtomicU64::new(0),
-            key_generation: std::sync::atomic::AtomicU64::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         token.apply(snap);
         Ok(token)
@@ -477,6 +482,7 @@ impl Token {
         CacheMut {
             guard: self.cache.write().unwrap_or_else(|e| e.into_inner()),
             quick: &self.quick,
+            generation: &self.generation,
         }
     }
 
@@ -776,6 +782,7 @@ impl Token {
     /// Records a successful login of this application.
     pub fn set_login(&self, who: PinOwner, key: Zeroizing<[u8; KEY_LEN]>) {
         *self.login.write().unwrap_or_else(|e| e.into_inner()) = Some(Login { who, key });
+        self.changed();
     }
 
     /// Whether `KILT_LOGIN`'s PIN may still be tried here (it was not refused before).
@@ -813,14 +820,18 @@ impl Token {
     pub fn logout(&self) {
         *self.login.write().unwrap_or_else(|e| e.into_inner()) = None;
         self.keys.write().unwrap_or_else(|e| e.into_inner()).clear();
-        self.key_generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.changed();
     }
 
-    /// See `key_generation`.
-    pub fn key_generation(&self) -> u64 {
-        self.key_generation
-            .load(std::sync::atomic::Ordering::Acquire)
+    /// See `generation`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Moves `generation`: the emulator calls it when it changes the slot's session objects.
+    pub fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// A token object by handle.
@@ -878,8 +889,7 @@ impl Token {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&handle);
-        self.key_generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.changed();
     }
 
     /// Unseals the private `CKA_VALUE` of an extractable, non-sensitive key: big-endian for EC,
