@@ -2062,16 +2062,22 @@ fn check_key_use(o: &Object, usage: AttrType, mech: CK_MECHANISM_TYPE) -> Result
 mod tests {
     use super::*;
 
+    /// A token in slot 0 with a session logged in as the user (and the user PIN).
+    fn logged_in() -> (tempfile::TempDir, Emulator, SessionHandle, Pin) {
+        let dir = tempfile::tempdir().unwrap();
+        let emu = Emulator::new(Config::in_dir(dir.path())).unwrap();
+        let (so, user) = (Pin::from("00000000"), Pin::from("1234567890"));
+        emu.provision(0, "tests", &so, &user).unwrap();
+        let h = emu.open_session(0, true, true).unwrap();
+        emu.login(h, UserType::User, Some(&user)).unwrap();
+        (dir, emu, h, user)
+    }
+
     /// A repeated C_SignInit skips its checks only while nothing they rest on changed: the key's
     /// CKA_SIGN, the login, the key itself, the mechanism (token and session keys alike).
     #[test]
     fn a_repeated_sign_init_still_sees_every_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let emu = Emulator::new(Config::in_dir(dir.path())).unwrap();
-        let (so, user) = (Pin::from("00000000"), Pin::from("1234567890"));
-        emu.provision(0, "checks", &so, &user).unwrap();
-        let h = emu.open_session(0, true, true).unwrap();
-        emu.login(h, UserType::User, Some(&user)).unwrap();
+        let (_dir, emu, h, user) = logged_in();
         for token in [true, false] {
             let (_, key) = emu
                 .generate_key_pair(
@@ -2121,12 +2127,7 @@ mod tests {
     /// with a key unsealed anew, never with the copy made before (logout forgets every key).
     #[test]
     fn a_sessions_own_key_is_made_again_after_logout() {
-        let dir = tempfile::tempdir().unwrap();
-        let emu = Emulator::new(Config::in_dir(dir.path())).unwrap();
-        let (so, user) = (Pin::from("00000000"), Pin::from("1234567890"));
-        emu.provision(0, "own", &so, &user).unwrap();
-        let h = emu.open_session(0, true, true).unwrap();
-        emu.login(h, UserType::User, Some(&user)).unwrap();
+        let (_dir, emu, h, user) = logged_in();
         let params = (CKA_EC_PARAMS, crypto::P256_PARAMS.to_vec());
         let sign = (CKA_SIGN, vec![CK_TRUE]);
         let (_, key) = emu

@@ -112,29 +112,28 @@ const KEY: &[Spec] = &[
     s(CKA_SUBJECT, Y, MODIFIABLE),
     s(CKA_PUBLIC_KEY_INFO, Y, 0),
 ];
-const PUBLIC_EC: &[Spec] = &[
+/// Public keys of any type (PKCS#11 2.40 §4.8).
+const PUBLIC: &[Spec] = &[
     s(CKA_ENCRYPT, B, MODIFIABLE),
     s(CKA_VERIFY, B, MODIFIABLE),
     s(CKA_VERIFY_RECOVER, B, MODIFIABLE),
     s(CKA_WRAP, B, MODIFIABLE),
     s(CKA_TRUSTED, B, SO_TRUE),
+];
+const PUBLIC_EC: &[Spec] = &[
     s(CKA_EC_PARAMS, Y, REQ_CREATE | REQ_GEN),
     s(CKA_EC_POINT, Y, REQ_CREATE | NO_GEN),
 ];
 /// GOST R 34.10 keys (PKCS#11 2.40 curr. mech. "GOST R 34.10-2001" public and private key
 /// objects): the parameter sets by OID, the public key as `CKA_VALUE`.
 const PUBLIC_GOST: &[Spec] = &[
-    s(CKA_ENCRYPT, B, MODIFIABLE),
-    s(CKA_VERIFY, B, MODIFIABLE),
-    s(CKA_VERIFY_RECOVER, B, MODIFIABLE),
-    s(CKA_WRAP, B, MODIFIABLE),
-    s(CKA_TRUSTED, B, SO_TRUE),
     s(CKA_GOSTR3410_PARAMS, Y, REQ_CREATE | REQ_GEN),
     s(CKA_GOSTR3411_PARAMS, Y, 0),
     s(CKA_GOST28147_PARAMS, Y, 0),
     s(CKA_VALUE, Y, REQ_CREATE | NO_GEN),
 ];
-const PRIVATE_GOST: &[Spec] = &[
+/// Private keys of any type (§4.9).
+const PRIVATE: &[Spec] = &[
     s(CKA_SENSITIVE, B, MODIFIABLE | ONLY_TRUE),
     s(CKA_DECRYPT, B, MODIFIABLE),
     s(CKA_SIGN, B, MODIFIABLE),
@@ -145,26 +144,18 @@ const PRIVATE_GOST: &[Spec] = &[
     s(CKA_NEVER_EXTRACTABLE, B, NO_CREATE | NO_GEN),
     s(CKA_WRAP_WITH_TRUSTED, B, MODIFIABLE | ONLY_TRUE),
     s(CKA_ALWAYS_AUTHENTICATE, B, 0),
+];
+const PRIVATE_EC: &[Spec] = &[
+    s(CKA_EC_PARAMS, Y, REQ_CREATE | NO_GEN),
+    s(CKA_VALUE, Y, REQ_CREATE | NO_GEN | SENSITIVE),
+];
+const PRIVATE_GOST: &[Spec] = &[
     // Table footnote 4 says the parameters are not given on generation (they come from the
     // public template); OpenSC's pkcs11-tool gives them in both, and tokens accept that: so
     // does kilt, when they agree with the public key's (C_GenerateKeyPair checks).
     s(CKA_GOSTR3410_PARAMS, Y, REQ_CREATE),
     s(CKA_GOSTR3411_PARAMS, Y, 0),
     s(CKA_GOST28147_PARAMS, Y, 0),
-    s(CKA_VALUE, Y, REQ_CREATE | NO_GEN | SENSITIVE),
-];
-const PRIVATE_EC: &[Spec] = &[
-    s(CKA_SENSITIVE, B, MODIFIABLE | ONLY_TRUE),
-    s(CKA_DECRYPT, B, MODIFIABLE),
-    s(CKA_SIGN, B, MODIFIABLE),
-    s(CKA_SIGN_RECOVER, B, MODIFIABLE),
-    s(CKA_UNWRAP, B, MODIFIABLE),
-    s(CKA_EXTRACTABLE, B, MODIFIABLE | ONLY_FALSE),
-    s(CKA_ALWAYS_SENSITIVE, B, NO_CREATE | NO_GEN),
-    s(CKA_NEVER_EXTRACTABLE, B, NO_CREATE | NO_GEN),
-    s(CKA_WRAP_WITH_TRUSTED, B, MODIFIABLE | ONLY_TRUE),
-    s(CKA_ALWAYS_AUTHENTICATE, B, 0),
-    s(CKA_EC_PARAMS, Y, REQ_CREATE | NO_GEN),
     s(CKA_VALUE, Y, REQ_CREATE | NO_GEN | SENSITIVE),
 ];
 
@@ -200,15 +191,15 @@ impl Class {
 
     /// The attribute tables of the class; keys' depend on their `CKA_KEY_TYPE` (EC when none is
     /// given: generation fills it in from the mechanism).
-    fn tables(self, key_type: Option<CK_KEY_TYPE>) -> [&'static [Spec]; 3] {
+    fn tables(self, key_type: Option<CK_KEY_TYPE>) -> [&'static [Spec]; 4] {
         let gost = key_type == Some(CKK_GOSTR3410);
         match self {
-            Class::Data => [STORAGE, DATA, &[]],
-            Class::Certificate => [STORAGE, CERTIFICATE, &[]],
-            Class::PublicKey if gost => [STORAGE, KEY, PUBLIC_GOST],
-            Class::PrivateKey if gost => [STORAGE, KEY, PRIVATE_GOST],
-            Class::PublicKey => [STORAGE, KEY, PUBLIC_EC],
-            Class::PrivateKey => [STORAGE, KEY, PRIVATE_EC],
+            Class::Data => [STORAGE, DATA, &[], &[]],
+            Class::Certificate => [STORAGE, CERTIFICATE, &[], &[]],
+            Class::PublicKey if gost => [STORAGE, KEY, PUBLIC, PUBLIC_GOST],
+            Class::PrivateKey if gost => [STORAGE, KEY, PRIVATE, PRIVATE_GOST],
+            Class::PublicKey => [STORAGE, KEY, PUBLIC, PUBLIC_EC],
+            Class::PrivateKey => [STORAGE, KEY, PRIVATE, PRIVATE_EC],
         }
     }
 

@@ -59,6 +59,21 @@ fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
     text
 }
 
+/// pkcs11-tool on token "peer" of `module`, logged in, with `args`; its output.
+fn p11(dir: &Path, module: &str, args: &[&str]) -> String {
+    let mut all = vec![
+        "--module",
+        module,
+        "--token-label",
+        "peer",
+        "--login",
+        "--pin",
+        PIN,
+    ];
+    all.extend_from_slice(args);
+    ok(dir, "pkcs11-tool", &all)
+}
+
 /// Plain OpenSSL (no engine, no kilt) checks that `signature` in `dir` is the SHA-256 ECDSA
 /// signature of `data` under the public key in `public_pem`.
 fn openssl_verifies(dir: &Path, public_pem: &str, signature: &str, data: &str) {
@@ -81,17 +96,10 @@ fn openssl_verifies(dir: &Path, public_pem: &str, signature: &str, data: &str) {
 
 /// Signs `input` with key 01 of token "peer", output in OpenSSL's DER form.
 fn p11_sign(dir: &Path, module: &str, mechanism: &str, input: &str, output: &str) {
-    ok(
+    p11(
         dir,
-        "pkcs11-tool",
+        module,
         &[
-            "--module",
-            module,
-            "--token-label",
-            "peer",
-            "--login",
-            "--pin",
-            PIN,
             "--sign",
             "--mechanism",
             mechanism,
@@ -124,17 +132,10 @@ fn token_with_key(dir: &Path) -> String {
         ],
     );
     let m = common::module_path().display().to_string();
-    let out = ok(
+    let out = p11(
         dir,
-        "pkcs11-tool",
+        &m,
         &[
-            "--module",
-            &m,
-            "--token-label",
-            "peer",
-            "--login",
-            "--pin",
-            PIN,
             "--keypairgen",
             "--key-type",
             "EC:prime256v1",
@@ -651,19 +652,7 @@ fn gost_keys_sign_through_pkcs11_tool_and_openssls_gost_engine_verifies() {
     let d = dir.path();
     let m = token_with_key(d);
     let file = |n: &str| d.join(n).display().to_string();
-    let tool = |args: &[&str]| {
-        let mut all = vec![
-            "--module",
-            &m,
-            "--token-label",
-            "peer",
-            "--login",
-            "--pin",
-            PIN,
-        ];
-        all.extend_from_slice(args);
-        ok(d, "pkcs11-tool", &all)
-    };
+    let tool = |args: &[&str]| p11(d, &m, args);
     let out = tool(&[
         "--keypairgen",
         "--key-type",
