@@ -48,6 +48,9 @@ pub enum ServerError {
     /// Certificate generation failed.
     #[error("certificate generation failed: {0}")]
     Pki(#[from] rcgen::Error),
+    /// A GOST certificate could not be made (a key out of range, an encoding error).
+    #[error("GOST certificate generation failed: {0}")]
+    GostCertificate(String),
     /// A file of the data directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -77,9 +80,10 @@ impl ServerError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "csr_signature_invalid")
             }
             ServerError::WrongKeyType { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "csr_key_type"),
-            ServerError::Pki(_) | ServerError::Io { .. } | ServerError::Tls(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            ServerError::Pki(_)
+            | ServerError::GostCertificate(_)
+            | ServerError::Io { .. }
+            | ServerError::Tls(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 

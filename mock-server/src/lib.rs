@@ -26,6 +26,7 @@
 
 pub mod db;
 pub mod error;
+pub mod gost_ca;
 pub mod http;
 pub mod openapi;
 pub mod pki;
