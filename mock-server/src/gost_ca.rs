@@ -284,6 +284,7 @@ impl SignatureBitStringEncoding for GostSignature {
 
 impl signature::Signer<GostSignature> for GostKey {
     fn try_sign(&self, msg: &[u8]) -> std::result::Result<GostSignature, signature::Error> {
+        // A random source that fails must not leave k to a buffer's leftovers: no signature.
         let mut failed = false;
         let sig = self.profile.sign(&self.d, msg, &mut |b| {
             failed |= aws_lc_rs::rand::fill(b).is_err();

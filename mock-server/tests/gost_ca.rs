@@ -145,3 +145,30 @@ fn a_user_certificate_has_the_national_cas_shape() {
     let (attrs, _, _) = shape(&user);
     assert_eq!(attrs[2].2, "IIN123456789011");
 }
+
+/// A CA recognises only its own signature, over the certificate as issued; the validity is the
+/// years asked for; its Debug shows the profile, never the key.
+#[test]
+fn a_ca_knows_its_own_certificates_and_shows_no_key() {
+    let p = Profile::Gost2004;
+    let ca = GostCa::new(p, "KILT GOST TEST CA", &[0x17; 32], 2026).unwrap();
+    let other = GostCa::new(p, "ANOTHER CA", &[0x18; 32], 2026).unwrap();
+    let user = ca
+        .issue(&person(), &p.public_key(&[0x21; 32]).unwrap(), 10, 2026, 3)
+        .unwrap();
+    assert!(ca.signed(&user));
+    assert!(!other.signed(&user));
+    let mut changed = user.clone();
+    let at = changed.len() / 2;
+    changed[at] ^= 1;
+    assert!(!ca.signed(&changed));
+    assert!(!ca.signed(b"not a certificate"));
+    let (_, c) = x509_parser::parse_x509_certificate(&user).unwrap();
+    assert_eq!(c.validity().not_before.to_datetime().year(), 2026);
+    assert_eq!(c.validity().not_after.to_datetime().year(), 2029);
+    let shown = format!("{ca:?}");
+    assert!(
+        shown.contains("Gost2004") && !shown.contains("17"),
+        "{shown}"
+    );
+}
