@@ -412,7 +412,7 @@ impl PrivateKey {
         }
     }
 
-    /// An independent copy, for one thread to sign with (see `Emulator::own_key`).
+    /// An independent copy, for one session to sign with (see `Signing` in the emulator).
     pub fn copy(&self) -> Result<Self> {
         match self {
             PrivateKey::Ec(k) => Ok(PrivateKey::Ec(k.copy()?)),

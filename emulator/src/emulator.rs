@@ -468,12 +468,23 @@ struct Session {
     sign: Option<SignOp>,
     verify: Option<VerifyOp>,
     digest: Option<Input>,
-    /// The key this session last signed with, as its own copy: (handle, the token's
-    /// generation then, the key). See [`Emulator::own_key`].
-    own_key: Option<(u64, u64, Arc<crypto::PrivateKey>)>,
-    /// The last `C_SignInit` that passed every check: (key handle, mechanism, the token's
-    /// generation then, the settled mechanism). See [`Emulator::sign_init`].
-    sign_checked: Option<(u64, Mechanism, u64, SignMech)>,
+    /// The last `C_SignInit` that passed every check, with the session's own copy of its key.
+    signing: Option<Signing>,
+}
+
+/// A session's last checked `C_SignInit` (see [`Emulator::sign_init`]).
+struct Signing {
+    handle: u64,
+    /// The token's generation read before the checks: any change since moves it.
+    generation: u64,
+    mech: Mechanism,
+    kind: SignMech,
+    /// The session's own copy of the key: threads signing with one key through one shared key
+    /// object write its reference counts (kilt's `Arc`, aws-lc's `EVP_PKEY`) beside the data
+    /// every signature reads; two threads then scaled 1.72–1.80× one, against 1.82–1.92× with
+    /// a copy each (kilt-bench, same runs' aws-lc-rs alone 1.89–1.94×). A copy costs one public
+    /// point computation, once per session and key.
+    key: Arc<crypto::PrivateKey>,
 }
 
 struct SessionEntry {
@@ -682,7 +693,7 @@ pub struct Emulator {
     config: Config,
     slots: RwLock<BTreeMap<SlotId, Arc<Slot>>>,
     /// Every call looks its session up here: an `ArcSwap` load writes nothing shared, where a
-    /// read lock writes the lock's cache line from every thread (see `own_key`). Opening and
+    /// read lock writes the lock's cache line from every thread (see `Signing`). Opening and
     /// closing, rare beside calls, copy the map under `sessions_write`.
     sessions: arc_swap::ArcSwap<HashMap<SessionHandle, Arc<SessionEntry>>>,
     sessions_write: Mutex<()>,
@@ -1058,8 +1069,7 @@ impl Emulator {
             sign: None,
             verify: None,
             digest: None,
-            own_key: None,
-            sign_checked: None,
+            signing: None,
         };
         let entry = Arc::new(SessionEntry {
             slot: id,
@@ -1678,24 +1688,6 @@ impl Emulator {
         })
     }
 
-    /// The session's own copy of a private key. Threads signing with one key through one shared
-    /// key object write its reference counts (kilt's `Arc`, aws-lc's `EVP_PKEY`) beside the data
-    /// every signature reads: two threads then scaled 1.72–1.80× one, against 1.82–1.92× with a
-    /// copy each (kilt-bench, same runs' aws-lc-rs alone 1.89–1.94×). A copy costs one public
-    /// point computation, once per session and key.
-    fn own_key(s: &mut Session, handle: u64, o: &Object) -> Result<Arc<crypto::PrivateKey>> {
-        let generation = s.token.generation();
-        if let Some((h, g, k)) = &s.own_key
-            && *h == handle
-            && *g == generation
-        {
-            return Ok(k.clone());
-        }
-        let own = Arc::new(s.token.private_key(handle, o)?.copy()?);
-        s.own_key = Some((handle, generation, own.clone()));
-        Ok(own)
-    }
-
     /// C_SignInit.
     pub fn sign_init(&self, h: SessionHandle, mech: &Mechanism, key: ObjectHandle) -> Result<()> {
         self.with_session_hot(h, |s, _| {
@@ -1708,16 +1700,12 @@ impl Emulator {
             // threads otherwise write on every call (two threads: 1.78-1.81x one in some runs
             // with the checks, 1.89-1.94x in every run without).
             let generation = s.token.generation();
-            if let (Some((h, m, g, kind)), Some((kh, kg, k))) = (&s.sign_checked, &s.own_key)
-                && (*h, *g) == (key.0, generation)
-                && (*kh, *kg) == (key.0, generation)
-                && m == mech
-            {
-                let (kind, key) = (*kind, k.clone());
+            let same = |last: &Signing| (last.handle, last.generation) == (key.0, generation);
+            if let Some(last) = s.signing.as_ref().filter(|l| same(l) && l.mech == *mech) {
                 s.sign = Some(SignOp {
-                    mech: kind,
-                    key,
-                    input: Input::new(kind.hash()),
+                    mech: last.kind,
+                    key: last.key.clone(),
+                    input: Input::new(last.kind.hash()),
                 });
                 return Ok(());
             }
@@ -1729,8 +1717,18 @@ impl Emulator {
             }
             let (kind, _) = kind.for_key(&o)?;
             check_key_use(&o, CKA_SIGN, mech.kind)?;
-            let k = Emulator::own_key(s, key.0, &o)?;
-            s.sign_checked = Some((key.0, mech.clone(), generation, kind));
+            // The own copy outlives a change of mechanism, not of the key or the token.
+            let k = match s.signing.as_ref().filter(|l| same(l)) {
+                Some(last) => last.key.clone(),
+                None => Arc::new(s.token.private_key(key.0, &o)?.copy()?),
+            };
+            s.signing = Some(Signing {
+                handle: key.0,
+                generation,
+                mech: mech.clone(),
+                kind,
+                key: k.clone(),
+            });
             s.sign = Some(SignOp {
                 mech: kind,
                 key: k,
@@ -2138,7 +2136,7 @@ mod tests {
             emu.sign(h, &[7; 32]).unwrap();
             let entry = emu.entry(h).unwrap();
             let s = lock(&entry.inner);
-            s.own_key.as_ref().map(|k| k.2.clone()).unwrap()
+            s.signing.as_ref().map(|l| l.key.clone()).unwrap()
         };
         let first = own(&emu);
         assert!(Arc::ptr_eq(&first, &own(&emu)), "kept while logged in");
