@@ -11,7 +11,6 @@ use aws_lc_rs::digest::{Digest, SHA256};
 use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use sha2::Digest as _;
 use std::num::NonZeroU32;
 use zeroize::Zeroizing;
 
@@ -470,19 +469,6 @@ pub fn verify_with(
                 Err(Error::SignatureInvalid)
             }
         }
-    }
-}
-
-/// A running SHA-256.
-#[derive(Clone, Default)]
-pub struct Sha256(sha2::Sha256);
-
-impl Sha256 {
-    pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-    pub fn finish(self) -> [u8; SHA256_LEN] {
-        self.0.finalize().into()
     }
 }
 

@@ -912,7 +912,6 @@ impl Emulator {
         Ok(None)
     }
 
-    /// C_GetSlotInfo.
     /// The mechanisms of the token in slot `id` (its profile's; the configured profile's for an
     /// empty slot).
     pub fn slot_mechanisms(&self, id: SlotId) -> Result<Vec<MechanismInfo>> {
@@ -920,6 +919,7 @@ impl Emulator {
         Ok(mechanisms(self.view(&slot)?.profile(&self.config.profile)))
     }
 
+    /// C_GetSlotInfo.
     pub fn slot_info(&self, id: SlotId) -> Result<SlotInfo> {
         let slot = self.slot(id)?;
         let profile = self.view(&slot)?.profile(&self.config.profile).clone();
