@@ -720,16 +720,14 @@ fn import(
             }
         })
         .transpose()?;
-    let point = match (&secret, &cert_public) {
-        (Some(k), _) => Some(k.public()?),
-        (None, Some(p)) => Some(p.clone()),
-        _ => None,
-    };
-    if let (Some(k), Some(c)) = (&secret, &cert_public)
-        && &k.public()? != c
+    // The key's public half, computed once (a GOST one costs a scalar multiplication).
+    let key_public = secret.as_ref().map(ImportKey::public).transpose()?;
+    if let (Some(k), Some(c)) = (&key_public, &cert_public)
+        && k != c
     {
         return fail("the key does not belong to the certificate");
     }
+    let point = key_public.clone().or_else(|| cert_public.clone());
     let id = match id {
         Some(h) => hex::decode(&h).map_err(|_| CliError(format!("--id {h:?} is not hex")))?,
         // Like most CAs' tools: the SHA-1-sized prefix of the SHA-256 of the public point.
@@ -759,8 +757,7 @@ fn import(
             emu.create_object(s, &t)?;
             done.push("certificate");
         }
-        if let Some(k) = &secret {
-            let public = k.public()?;
+        if let (Some(k), Some(public)) = (&secret, key_public) {
             let (private, public) = match k {
                 ImportKey::P256(k) => {
                     let key = |v| {
