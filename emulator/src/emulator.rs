@@ -1624,10 +1624,10 @@ impl Emulator {
             // The key type comes from the mechanism; a template that names another one is
             // inconsistent (an attribute given twice with different values).
             let with_class = |t: &[Attr], class: CK_OBJECT_CLASS| -> Vec<Attr> {
-                let mut v = vec![(CKA_CLASS, object::ulong(class))];
-                if key_type != CKK_EC || t.iter().any(|a| a.0 == CKA_KEY_TYPE) {
-                    v.push((CKA_KEY_TYPE, object::ulong(key_type)));
-                }
+                let mut v = vec![
+                    (CKA_CLASS, object::ulong(class)),
+                    (CKA_KEY_TYPE, object::ulong(key_type)),
+                ];
                 v.extend_from_slice(t);
                 v
             };
@@ -1643,10 +1643,7 @@ impl Emulator {
             if s.token.login_key().is_none() || so {
                 return Err(Error::NotLoggedIn);
             }
-            let alg = match key_type {
-                CKK_EC => KeyAlgorithm::P256,
-                _ => pub_obj.key_algorithm().ok_or(Error::CurveNotSupported)?,
-            };
+            let alg = pub_obj.key_algorithm().ok_or(Error::CurveNotSupported)?;
             if !s.token.profile().offers(alg) {
                 return Err(Error::CurveNotSupported);
             }
@@ -1688,6 +1685,26 @@ impl Emulator {
         })
     }
 
+    /// The checks `C_SignInit` and `C_VerifyInit` share (§5.11, §5.12): a mechanism the token
+    /// offers, a key of the right class, type and usage; the mechanism settled for the key.
+    fn operation_key(
+        s: &Session,
+        mech: &Mechanism,
+        key: ObjectHandle,
+        class: Class,
+        usage: AttrType,
+    ) -> Result<(SignMech, KeyAlgorithm, Arc<Object>)> {
+        let kind = SignMech::from(mech)?;
+        offered(s, mech.kind)?;
+        let o = Emulator::lookup(s, key).map_err(|_| Error::KeyNotFound)?;
+        if o.class() != Some(class) {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        let (kind, alg) = kind.for_key(&o)?;
+        check_key_use(&o, usage, mech.kind)?;
+        Ok((kind, alg, o))
+    }
+
     /// C_SignInit.
     pub fn sign_init(&self, h: SessionHandle, mech: &Mechanism, key: ObjectHandle) -> Result<()> {
         self.with_session_hot(h, |s, _| {
@@ -1709,14 +1726,7 @@ impl Emulator {
                 });
                 return Ok(());
             }
-            let kind = SignMech::from(mech)?;
-            offered(s, mech.kind)?;
-            let o = Emulator::lookup(s, key).map_err(|_| Error::KeyNotFound)?;
-            if o.class() != Some(Class::PrivateKey) {
-                return Err(Error::KeyTypeInconsistent);
-            }
-            let (kind, _) = kind.for_key(&o)?;
-            check_key_use(&o, CKA_SIGN, mech.kind)?;
+            let (kind, _, o) = Emulator::operation_key(s, mech, key, Class::PrivateKey, CKA_SIGN)?;
             // The own copy outlives a change of mechanism, not of the key or the token.
             let k = match s.signing.as_ref().filter(|l| same(l)) {
                 Some(last) => last.key.clone(),
@@ -1798,14 +1808,8 @@ impl Emulator {
             if s.verify.is_some() {
                 return Err(Error::OperationActive);
             }
-            let kind = SignMech::from(mech)?;
-            offered(s, mech.kind)?;
-            let o = Emulator::lookup(s, key).map_err(|_| Error::KeyNotFound)?;
-            if o.class() != Some(Class::PublicKey) {
-                return Err(Error::KeyTypeInconsistent);
-            }
-            let (kind, alg) = kind.for_key(&o)?;
-            check_key_use(&o, CKA_VERIFY, mech.kind)?;
+            let (kind, alg, o) =
+                Emulator::operation_key(s, mech, key, Class::PublicKey, CKA_VERIFY)?;
             let public = o.public_key().ok_or(Error::KeyTypeInconsistent)?.to_vec();
             s.verify = Some(VerifyOp {
                 mech: kind,
