@@ -342,14 +342,25 @@ fn gost_rate(curve: kilt_gost::CurveId, d: Duration) -> Result<f64> {
         b.fill(n | 1);
         b[0] = 0x3f;
     };
+    try_rate(d, "GOST signing", || {
+        kilt_gost::sign(curve, &key, &alpha, &mut random).map(|_| ())
+    })
+}
+
+/// [`rate`] of a call that can fail: a failure makes the measurement an error.
+fn try_rate<E: std::fmt::Display>(
+    d: Duration,
+    what: &str,
+    mut f: impl FnMut() -> std::result::Result<(), E>,
+) -> Result<f64> {
     let mut failed = None;
     let r = rate(d, || {
-        if let Err(e) = kilt_gost::sign(curve, &key, &alpha, &mut random) {
+        if let Err(e) = f() {
             failed = Some(e);
         }
     });
     match failed {
-        Some(e) => Err(anyhow!("GOST signing failed: {e}")),
+        Some(e) => Err(anyhow!("{what} failed: {e}")),
         None => Ok(r),
     }
 }
@@ -405,20 +416,12 @@ fn gost_token_rate(t: &GostToken, curve: kilt_gost::CurveId, d: Duration) -> Res
         .ok_or_else(|| anyhow!("no GOST key on {curve:?}"))?;
     let mech = kilt_emulator::Mechanism::new(cryptoki_sys::CKM_GOSTR3410);
     let digest = vec![0x42; curve.int_len()];
-    let mut failed = None;
-    let r = rate(d, || {
-        let signed = t
-            .emu
+    try_rate(d, "GOST signing in the token", || {
+        t.emu
             .sign_init(t.session, &mech, key)
-            .and_then(|()| t.emu.sign(t.session, &digest));
-        if let Err(e) = signed {
-            failed = Some(e);
-        }
-    });
-    match failed {
-        Some(e) => Err(anyhow!("GOST signing in the token failed: {e}")),
-        None => Ok(r),
-    }
+            .and_then(|()| t.emu.sign(t.session, &digest))
+            .map(|_| ())
+    })
 }
 
 /// The summed rate of `f` run on two threads at once.
