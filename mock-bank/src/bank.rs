@@ -8,7 +8,10 @@ use std::sync::MutexGuard;
 
 use kilt_mock_server::db::Db;
 
-use kilt_mock_server::pki::{P256PublicKey, Pki, PkiNames, UserCertSpec, parse_csr, random_serial};
+use kilt_mock_server::gost_ca::{GostCa, GostCertSpec, Subject};
+use kilt_mock_server::pki::{
+    Algorithm, Pki, PkiNames, UserCertSpec, UserKey, parse_csr, random_serial,
+};
 use kilt_protocol::Lang;
 use kilt_protocol::bank::{
     IssuedCertificate, Login, Profile, Provisioned, Regeneration, Session, SignatureParams, Status,
@@ -57,6 +60,9 @@ pub struct Settings {
     pub session_seconds: u64,
     /// CRL distribution point written into certificates.
     pub crl_url: String,
+    /// The algorithm new subscribers' keys must have, and so the CA that certifies them (a
+    /// regeneration keeps its profile's algorithm whatever this says).
+    pub algorithm: Algorithm,
 }
 
 impl Default for Settings {
@@ -68,6 +74,7 @@ impl Default for Settings {
             processing_seconds: DEFAULT_PROCESSING_SECONDS,
             session_seconds: DEFAULT_SESSION_SECONDS,
             crl_url: "https://127.0.0.1/crl/bank.crl".into(),
+            algorithm: Algorithm::P256,
         }
     }
 }
@@ -89,6 +96,8 @@ pub struct Bank {
     approval: kilt_mock_server::http::ApprovalSwitch,
     db: Db,
     pki: Pki,
+    /// The GOST CAs this bank has (the configured algorithm's, and any an earlier start made).
+    gost: Vec<GostCa>,
     settings: Settings,
 }
 
@@ -132,21 +141,32 @@ fn random_hex(n: usize) -> String {
 
 pub use kilt_protocol::bank::key_identifier;
 
-fn verify(point: &[u8], message: &[u8], signature_hex: &str, which: &'static str) -> Result<()> {
+/// Checks a hex signature over `message` by the key of `certificate` (DER): ECDSA DER for
+/// P-256, the certificates' little-endian r ‖ s for GOST (see `kilt_protocol::bank`).
+fn verify(
+    certificate: &[u8],
+    message: &[u8],
+    signature_hex: &str,
+    which: &'static str,
+) -> Result<()> {
+    let key = UserKey::of_certificate(certificate).map_err(BankError::Internal)?;
     let signature =
         hex::decode(signature_hex.trim()).map_err(|_| BankError::BadSignature(which))?;
-    aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        point,
-    )
-    .verify(message, &signature)
-    .map_err(|_| BankError::BadSignature(which))
+    if key.verify(message, &signature) {
+        Ok(())
+    } else {
+        Err(BankError::BadSignature(which))
+    }
 }
 
-fn cert_point(der: &[u8]) -> Result<Vec<u8>> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| BankError::InvalidInput(format!("the certificate does not parse: {e}")))?;
-    Ok(cert.public_key().subject_public_key.data.to_vec())
+/// The name of the bank's GOST CA of `profile`.
+fn gost_ca_name(profile: kilt_gost::Profile) -> &'static str {
+    match profile {
+        kilt_gost::Profile::Gost2004 => "kilt Банк — УЦ ЭЦП BS-Client ГОСТ 34.310-2004 (тестовый)",
+        kilt_gost::Profile::Gost2015_512 => {
+            "kilt Банк — УЦ ЭЦП BS-Client ГОСТ Р 34.10-2015 (тестовый)"
+        }
+    }
 }
 
 fn pem_der(pem: &str, what: &str) -> Result<Vec<u8>> {
@@ -180,10 +200,20 @@ impl Bank {
         kilt_mock_server::db::repair_clock(&db.lock())?;
         let now = kilt_mock_server::db::clock_now(&db.lock())?;
         let pki = Pki::load_or_create(dir, now, BANK_NAMES).map_err(BankError::Pki)?;
+        let mut gost = vec![];
+        for profile in Algorithm::ALL.into_iter().filter_map(Algorithm::gost) {
+            if settings.algorithm.gost() == Some(profile) || GostCa::present(dir, profile) {
+                gost.push(
+                    GostCa::load_or_create(dir, profile, gost_ca_name(profile), now)
+                        .map_err(BankError::Pki)?,
+                );
+            }
+        }
         Ok(Bank {
             approval: kilt_mock_server::http::ApprovalSwitch::new(!settings.auto_process),
             db,
             pki,
+            gost,
             settings,
         })
     }
@@ -195,6 +225,27 @@ impl Bank {
     /// The bank's PKI (its CA and TLS identity).
     pub fn pki(&self) -> &Pki {
         &self.pki
+    }
+
+    /// The bank's GOST CA of `profile`, if it has one.
+    pub fn gost_ca(&self, profile: kilt_gost::Profile) -> Option<&GostCa> {
+        self.gost.iter().find(|ca| ca.profile() == profile)
+    }
+
+    /// The chain above a certificate for `key`, issuing CA first (PEM): the P-256 issuing CA
+    /// and root, or the GOST CA.
+    fn chain(&self, key: &UserKey) -> Vec<String> {
+        match key {
+            UserKey::P256(_) => vec![
+                self.pki.issuing_pem().to_owned(),
+                self.pki.root_pem().to_owned(),
+            ],
+            UserKey::Gost(profile, _) => self
+                .gost_ca(*profile)
+                .map(|ca| kilt_mock_server::pki::to_pem(ca.certificate()))
+                .into_iter()
+                .collect(),
+        }
     }
 
     /// Whether new requests wait for the operator, switchable at run time.
@@ -237,31 +288,53 @@ impl Bank {
         conn: &Connection,
         profile: &str,
         subscriber: &str,
-        key: &P256PublicKey,
+        key: &UserKey,
         days: i64,
         state: &str,
     ) -> Result<String> {
         let now = Self::now_in(conn)?;
         let not_before = now - Duration::minutes(1);
-        let not_after = (now + Duration::days(days)).min(self.pki.issuing_not_after());
         let serial = random_serial();
-        let der = self
-            .pki
-            .issue(&UserCertSpec {
-                kind: CertKind::Sign,
-                full_name: subscriber,
-                iin: None,
-                key,
-                serial,
-                not_before,
-                not_after,
-                crl_url: &self.settings.crl_url,
-            })
-            .map_err(BankError::Pki)?;
+        // No certificate outlives the CA that issues it.
+        let (der, not_after) = match key {
+            UserKey::P256(key) => {
+                let not_after = (now + Duration::days(days)).min(self.pki.issuing_not_after());
+                let der = self.pki.issue(&UserCertSpec {
+                    kind: CertKind::Sign,
+                    full_name: subscriber,
+                    iin: None,
+                    key,
+                    serial,
+                    not_before,
+                    not_after,
+                    crl_url: &self.settings.crl_url,
+                });
+                (der, not_after)
+            }
+            UserKey::Gost(profile, public) => {
+                let ca = self.gost_ca(*profile).ok_or_else(|| {
+                    BankError::Internal(format!(
+                        "the bank has no {} CA; start it with --algorithm {}",
+                        key.algorithm().describe(),
+                        key.algorithm()
+                    ))
+                })?;
+                let not_after = (now + Duration::days(days)).min(ca.not_after());
+                let der = ca.issue(&GostCertSpec {
+                    subject: Subject::Named(subscriber),
+                    public,
+                    serial: &serial,
+                    not_before,
+                    not_after,
+                });
+                (der, not_after)
+            }
+        };
+        let der = der.map_err(BankError::Pki)?;
         let serial = hex::encode(serial);
         conn.execute(
             "INSERT INTO certificates(serial, profile, der, key, not_before, not_after, state) VALUES(?1,?2,?3,?4,?5,?6,?7)",
-            params![serial, profile, der, key.0, not_before.unix_timestamp(), not_after.unix_timestamp(), state],
+            params![serial, profile, der, key.bytes(), not_before.unix_timestamp(), not_after.unix_timestamp(), state],
         )?;
         Ok(serial)
     }
@@ -316,7 +389,8 @@ impl Bank {
                 "valid_days must be non-zero and within 100 years".into(),
             ));
         }
-        let csr = parse_csr(csr_pem, "first").map_err(BankError::Csr)?;
+        let csr =
+            parse_csr(csr_pem, "first", &[self.settings.algorithm]).map_err(BankError::Csr)?;
         if csr.cn != subscriber {
             return Err(BankError::SubjectMismatch {
                 expected: subscriber.into(),
@@ -324,8 +398,8 @@ impl Bank {
             });
         }
         let mut conn = self.db();
-        Self::check_key_free(&conn, &csr.key.0, None)?;
-        let identifier = key_identifier(&csr.key.0);
+        Self::check_key_free(&conn, csr.key.bytes(), None)?;
+        let identifier = key_identifier(csr.key.bytes());
         let tx = conn.transaction()?;
         match tx.execute(
             "INSERT INTO profiles(identifier, subscriber) VALUES(?1, ?2)",
@@ -357,10 +431,7 @@ impl Bank {
         Ok(Provisioned {
             profile: self.profile(&identifier)?,
             certificate: self.signature_params(&identifier)?.certificate,
-            chain: vec![
-                self.pki.issuing_pem().to_owned(),
-                self.pki.root_pem().to_owned(),
-            ],
+            chain: self.chain(&csr.key),
         })
     }
 
@@ -512,7 +583,7 @@ impl Bank {
             return Err(refused(format!("certificate {serial} is not valid yet")));
         }
         verify(
-            &cert_point(&der)?,
+            &der,
             &login_message(&login.challenge),
             &login.signature,
             "profile's current key",
@@ -682,9 +753,19 @@ impl Bank {
         submit: &Submit,
         lang: Lang,
     ) -> Result<Regeneration> {
-        let csr = parse_csr(&submit.csr, "new key").map_err(BankError::Csr)?;
         let mut conn = self.db();
         let (status, stored) = Self::owned(&conn, profile, id)?;
+        let (subscriber, old_der): (String, Vec<u8>) = conn.query_row(
+            "SELECT p.subscriber, c.der FROM profiles p JOIN certificates c ON c.profile=p.identifier AND c.state='active' WHERE p.identifier=?1",
+            [profile],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        // The new key set keeps the profile's algorithm (seed 000 regenerates, it does not
+        // migrate); a retry after activation still names the same algorithm.
+        let algorithm = UserKey::of_certificate(&old_der)
+            .map_err(BankError::Internal)?
+            .algorithm();
+        let csr = parse_csr(&submit.csr, "new key", &[algorithm]).map_err(BankError::Csr)?;
         if stored.as_deref() == Some(csr.der.as_slice()) {
             drop(conn);
             return self.regeneration(Some(profile), id, lang); // a retry of the same submission
@@ -695,20 +776,15 @@ impl Bank {
                 status.label(lang)
             )));
         }
-        let (subscriber, old_der): (String, Vec<u8>) = conn.query_row(
-            "SELECT p.subscriber, c.der FROM profiles p JOIN certificates c ON c.profile=p.identifier AND c.state='active' WHERE p.identifier=?1",
-            [profile],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
         if csr.cn != subscriber {
             return Err(BankError::SubjectMismatch {
                 expected: subscriber,
                 found: csr.cn,
             });
         }
-        Self::check_key_free(&conn, &csr.key.0, Some(id))?;
+        Self::check_key_free(&conn, csr.key.bytes(), Some(id))?;
         verify(
-            &cert_point(&old_der)?,
+            &old_der,
             &csr.der,
             &submit.signature,
             "profile's current (old) key",
@@ -717,7 +793,7 @@ impl Bank {
         let tx = conn.transaction()?;
         tx.execute(
             "UPDATE regenerations SET status='accepted_by_bank', csr=?2, csr_key=?3, accepted_at=?4 WHERE id=?1",
-            params![id, csr.der, csr.key.0, now],
+            params![id, csr.der, csr.key.bytes(), now],
         )?;
         tx.commit()?;
         // Answered as accepted: processing happens on the bank's side, seen by polling.
@@ -738,6 +814,7 @@ impl Bank {
         let parsed = parse_csr(
             &kilt_mock_server::pki::pem_of("CERTIFICATE REQUEST", &csr),
             "new key",
+            &Algorithm::ALL,
         )
         .map_err(BankError::Csr)?;
         let tx = conn.transaction()?;
@@ -833,12 +910,10 @@ impl Bank {
             [id],
             |r| r.get(0),
         )?;
+        let key = UserKey::of_certificate(&der).map_err(BankError::Internal)?;
         Ok(IssuedCertificate {
             certificate: kilt_mock_server::pki::to_pem(&der),
-            chain: vec![
-                self.pki.issuing_pem().to_owned(),
-                self.pki.root_pem().to_owned(),
-            ],
+            chain: self.chain(&key),
         })
     }
 
@@ -870,7 +945,7 @@ impl Bank {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         verify(
-            &cert_point(&der)?,
+            &der,
             &activation_message(id as u64, &serial),
             signature,
             "new key",

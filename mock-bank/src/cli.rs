@@ -45,6 +45,11 @@ enum Command {
         /// Wait for the operator's approval instead of processing by time.
         #[arg(long)]
         manual_approval: bool,
+        /// Key algorithm of new subscribers, and so of the CA that certifies them: p256,
+        /// gost2004 (GOST 34.310-2004) or gost2015-512 (GOST R 34.10-2015, 512-bit keys). A
+        /// regeneration keeps its profile's algorithm; the TLS certificate stays P-256.
+        #[arg(long, env = "KILT_BANK_ALGORITHM", default_value = "p256")]
+        algorithm: kilt_mock_server::pki::Algorithm,
         #[command(flatten)]
         timeouts: kilt_mock_server::http::TimeoutArgs,
     },
@@ -77,6 +82,7 @@ fn run(cli: Cli) -> Result<(), crate::BankError> {
         warn_days,
         processing_seconds,
         manual_approval,
+        algorithm,
         timeouts,
     } = cli.command;
     let _ = tracing_subscriber::fmt()
@@ -98,6 +104,7 @@ fn run(cli: Cli) -> Result<(), crate::BankError> {
     config.settings.warn_days = warn_days;
     config.settings.processing_seconds = processing_seconds;
     config.settings.auto_process = !manual_approval;
+    config.settings.algorithm = algorithm;
     config.timeouts = timeouts.timeouts();
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| crate::BankError::Internal(format!("cannot start the runtime: {e}")))?;

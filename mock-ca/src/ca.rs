@@ -17,7 +17,9 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{CaError, Result};
-use crate::pki::{P256PublicKey, Pki, PkiNames, Revoked, UserCertSpec, random_serial};
+use crate::pki::{
+    Algorithm, P256PublicKey, Pki, PkiNames, Revoked, UserCertSpec, UserKey, random_serial,
+};
 
 /// Default certificate validity ("1-year validity by default").
 pub const DEFAULT_VALIDITY_DAYS: i64 = 365;
@@ -215,7 +217,7 @@ struct CheckedCsr {
 /// signature proves possession of the key), and that the subject names `account`.
 fn check_csr(item: &CsrItem, account: &User) -> Result<CheckedCsr> {
     let kind = item.kind.code();
-    let csr = crate::pki::parse_csr(&item.csr, kind)?;
+    let csr = crate::pki::parse_csr(&item.csr, kind, &[Algorithm::P256])?;
     let want_iin = format!("IIN{}", account.iin);
     if csr.cn != account.full_name || csr.serial_number != want_iin {
         return Err(CaError::SubjectMismatch {
@@ -224,9 +226,15 @@ fn check_csr(item: &CsrItem, account: &User) -> Result<CheckedCsr> {
             found: format!("CN={}, SERIALNUMBER={}", csr.cn, csr.serial_number),
         });
     }
+    // Only P-256 was accepted above; the match keeps the type honest without a panic.
+    let UserKey::P256(key) = csr.key else {
+        return Err(CaError::InvalidInput(format!(
+            "the {kind} CSR is not P-256"
+        )));
+    };
     Ok(CheckedCsr {
         kind: item.kind,
-        key: csr.key,
+        key,
         der: csr.der,
     })
 }
@@ -643,9 +651,13 @@ impl Ca {
         Ok(ders
             .iter()
             .filter_map(|der| {
-                crate::pki::parse_csr(&pem_of("CERTIFICATE REQUEST", der), "stored")
-                    .ok()
-                    .map(|c| c.key.0)
+                crate::pki::parse_csr(
+                    &pem_of("CERTIFICATE REQUEST", der),
+                    "stored",
+                    &[Algorithm::P256],
+                )
+                .ok()
+                .map(|c| c.key.bytes().to_vec())
             })
             .collect())
     }

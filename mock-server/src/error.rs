@@ -35,15 +35,15 @@ pub enum ServerError {
         /// `auth` or `sign`.
         kind: &'static str,
     },
-    /// Only EC P-256 keys are issued.
-    #[error(
-        "the {kind} CSR carries a {found} key; this server issues only for EC P-256 (prime256v1) keys"
-    )]
+    /// The CSR's key is not of an algorithm this server issues for (here, or for this profile).
+    #[error("the {kind} CSR carries a {found} key; it must be {expected}")]
     WrongKeyType {
-        /// `auth` or `sign`.
+        /// `auth`, `sign`, `first`, `new key`.
         kind: &'static str,
         /// What was found.
         found: String,
+        /// What would be accepted.
+        expected: String,
     },
     /// Certificate generation failed.
     #[error("certificate generation failed: {0}")]

@@ -2,11 +2,15 @@
 //! README): certificates signed with GOST 34.310-2004 or GOST R 34.10-2015 (512-bit), under the
 //! national CA's OIDs, keys and signatures in its little-endian layout, subjects shaped as its
 //! user certificates are (CN, SN, serialNumber = IIN…, C = KZ, GN). Built with RustCrypto's
-//! `x509-cert`, the signature made by `kilt-gost`.
+//! `x509-cert`, the signature made by `kilt-gost`. [`GostKey`] is a GOST key in software that
+//! signs as the CA does and makes PKCS#10 requests — what a test's customer holds.
 //!
 //! ```
-//! use kilt_mock_server::gost_ca::{GostCa, Person};
-//! let ca = GostCa::new(kilt_gost::Profile::Gost2004, "KILT TEST GOST CA", &[0x17; 32], 2026).unwrap();
+//! use kilt_mock_server::gost_ca::{GostCa, GostCertSpec, Person, Subject};
+//! use time::{Duration, OffsetDateTime};
+//! let from = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(); // 2026-01-01
+//! let to = from + Duration::days(3653);
+//! let ca = GostCa::new(kilt_gost::Profile::Gost2004, "KILT TEST GOST CA", &[0x17; 32], from, to).unwrap();
 //! let person = Person {
 //!     surname: "ТЕСТОВ".into(),
 //!     name: "ТЕСТ".into(),
@@ -14,14 +18,22 @@
 //!     iin: "123456789011".into(),
 //! };
 //! let user_key = kilt_gost::Profile::Gost2004.public_key(&[0x21; 32]).unwrap();
-//! let der = ca.issue(&person, &user_key, 2, 2026, 1).unwrap();
+//! let der = ca.issue(&GostCertSpec {
+//!     subject: Subject::Person(&person),
+//!     public: &user_key,
+//!     serial: &[2],
+//!     not_before: from,
+//!     not_after: from + Duration::days(365),
+//! }).unwrap();
 //! assert!(ca.signed(&der));
 //! ```
 
 use crate::error::ServerError;
 use kilt_gost::Profile;
+use std::path::Path;
 use std::str::FromStr;
-use x509_cert::builder::{Builder, CertificateBuilder, Profile as CertProfile};
+use time::OffsetDateTime;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile as CertProfile, RequestBuilder};
 use x509_cert::der::asn1::{BitString, Null, ObjectIdentifier as Oid, OctetString};
 use x509_cert::der::asn1::{PrintableStringRef, Utf8StringRef};
 use x509_cert::der::{Any, Decode, Encode};
@@ -40,6 +52,9 @@ fn gost_error(e: impl std::fmt::Display) -> ServerError {
     ServerError::GostCertificate(e.to_string())
 }
 
+/// How long a CA made by [`GostCa::load_or_create`] is valid (like national roots).
+pub const CA_VALIDITY_YEARS: i64 = 20;
+
 /// A person as the national CA names one (the fixtures' `user-2004.der`): CN is surname and
 /// name, SN the surname, GN the patronymic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,31 +66,69 @@ pub struct Person {
     pub iin: String,
 }
 
+/// Whom a certificate names.
+#[derive(Clone, Copy, Debug)]
+pub enum Subject<'a> {
+    /// A person, in the national CA's shape.
+    Person(&'a Person),
+    /// `CN=<name>, C=KZ`: a bank's subscriber ("9418_Абонент"), as the P-256 bank names one.
+    Named(&'a str),
+}
+
+/// What goes into one user certificate.
+#[derive(Clone, Copy, Debug)]
+pub struct GostCertSpec<'a> {
+    pub subject: Subject<'a>,
+    /// The certified key as certificates hold it: little-endian x ‖ y.
+    pub public: &'a [u8],
+    /// The serial number's bytes (big-endian, positive).
+    pub serial: &'a [u8],
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
 /// A GOST CA: its key (big-endian, zeroized when dropped) and its self-signed certificate.
 pub struct GostCa {
-    profile: Profile,
     key: GostKey,
     name: Name,
+    not_after: OffsetDateTime,
     certificate: Vec<u8>,
 }
 
 impl std::fmt::Debug for GostCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GostCa")
-            .field("profile", &self.profile)
+            .field("profile", &self.key.profile)
             .finish_non_exhaustive()
     }
 }
 
+/// The file names of a profile's CA in a data directory.
+fn ca_files(dir: &Path, profile: Profile) -> (std::path::PathBuf, std::path::PathBuf) {
+    let stem = match profile {
+        Profile::Gost2004 => "gost2004-ca",
+        Profile::Gost2015_512 => "gost2015-512-ca",
+    };
+    (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    )
+}
+
+/// The PEM label of a CA key file: the big-endian private integer d, nothing else.
+const KEY_LABEL: &str = "GOST R 34.10 PRIVATE KEY";
+
 impl GostCa {
     /// A CA named `C=KZ, CN=<common_name>` with the private key `d`, its self-signed
-    /// certificate valid for ten years from 1 January of `year`.
-    pub fn new(profile: Profile, common_name: &str, d: &[u8], year: u16) -> Result<GostCa> {
-        let key = GostKey {
-            profile,
-            d: Zeroizing::new(d.to_vec()),
-            public: profile.public_key(d).map_err(gost_error)?,
-        };
+    /// certificate valid from `not_before` to `not_after`.
+    pub fn new(
+        profile: Profile,
+        common_name: &str,
+        d: &[u8],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<GostCa> {
+        let key = GostKey::new(profile, d)?;
         let name = rdns(&[
             (COUNTRY, Value::Printable("KZ")),
             (COMMON_NAME, Value::Utf8(common_name)),
@@ -84,7 +137,7 @@ impl GostCa {
         let builder = CertificateBuilder::new(
             CertProfile::Root,
             SerialNumber::from(1u32),
-            validity(year, 10)?,
+            validity(not_before, not_after)?,
             name.clone(),
             spki,
             &key,
@@ -96,11 +149,81 @@ impl GostCa {
             .to_der()
             .map_err(gost_error)?;
         Ok(GostCa {
-            profile,
             key,
             name,
+            not_after,
             certificate,
         })
+    }
+
+    /// Reads the profile's CA from `dir`, or makes one (a fresh key, valid
+    /// [`CA_VALIDITY_YEARS`] from `now`) and writes it there, key file readable by the owner
+    /// only. A key that does not match the certificate beside it is refused, not replaced.
+    pub fn load_or_create(
+        dir: &Path,
+        profile: Profile,
+        common_name: &str,
+        now: OffsetDateTime,
+    ) -> Result<GostCa> {
+        let (crt, key) = ca_files(dir, profile);
+        if !key.exists() {
+            let d = GostKey::random(profile)?;
+            let ca = GostCa::new(
+                profile,
+                common_name,
+                &d.d,
+                now - time::Duration::minutes(5),
+                now + time::Duration::days(CA_VALIDITY_YEARS * 365),
+            )?;
+            std::fs::create_dir_all(dir).map_err(|e| ServerError::io(dir, e))?;
+            // Certificate first, the key (the marker) last: a crash half-way makes a new CA.
+            crate::pki::write_atomic(&crt, crate::pki::to_pem(&ca.certificate).as_bytes())?;
+            crate::pki::write_atomic(&key, crate::pki::pem_of(KEY_LABEL, &d.d).as_bytes())?;
+            crate::pki::restrict(std::slice::from_ref(&key));
+            return Ok(ca);
+        }
+        let read = |path: &Path| {
+            let text = std::fs::read_to_string(path).map_err(|e| ServerError::io(path, e))?;
+            ::pem::parse(text.trim())
+                .map(|p| Zeroizing::new(p.contents().to_vec()))
+                .map_err(|e| gost_error(format!("{}: not PEM: {e}", path.display())))
+        };
+        let d = read(&key)?;
+        let certificate = read(&crt)?.to_vec();
+        let parsed = x509_cert::Certificate::from_der(&certificate)
+            .map_err(|e| gost_error(format!("{}: {e}", crt.display())))?;
+        let key = GostKey::new(profile, &d)?;
+        let not_after = parsed.tbs_certificate.validity.not_after.to_unix_duration();
+        let not_after = OffsetDateTime::UNIX_EPOCH + not_after;
+        let ca = GostCa {
+            key,
+            name: parsed.tbs_certificate.subject.clone(),
+            not_after,
+            certificate,
+        };
+        if parsed.tbs_certificate.subject_public_key_info != spki(profile, &ca.key.public)? {
+            return Err(gost_error(format!(
+                "{} does not certify the key in {}; remove both to make a new CA",
+                crt.display(),
+                ca_files(dir, profile).1.display()
+            )));
+        }
+        Ok(ca)
+    }
+
+    /// The CA's profile.
+    pub fn profile(&self) -> Profile {
+        self.key.profile
+    }
+
+    /// When the CA's certificate ends: no certificate it issues may outlive it.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// Whether `dir` holds a CA of `profile` (its key file).
+    pub fn present(dir: &Path, profile: Profile) -> bool {
+        ca_files(dir, profile).1.exists()
     }
 
     /// The CA's certificate (DER).
@@ -108,35 +231,20 @@ impl GostCa {
         &self.certificate
     }
 
-    /// Issues a user certificate for the public key `public` (the certificates' little-endian
-    /// x ‖ y), valid `years` from 1 January of `year`.
-    pub fn issue(
-        &self,
-        person: &Person,
-        public: &[u8],
-        serial: u64,
-        year: u16,
-        years: u16,
-    ) -> Result<Vec<u8>> {
-        let common_name = format!("{} {}", person.surname, person.name);
-        let iin = format!("IIN{}", person.iin);
-        let subject = rdns(&[
-            (COMMON_NAME, Value::Utf8(&common_name)),
-            (SURNAME, Value::Utf8(&person.surname)),
-            (SERIAL_NUMBER, Value::Printable(&iin)),
-            (COUNTRY, Value::Printable("KZ")),
-            (GIVEN_NAME, Value::Utf8(&person.patronymic)),
-        ])?;
+    /// Issues one user certificate (DER): key usage digitalSignature and nonRepudiation, as
+    /// the national CA's signing certificates have, subject and authority key identifiers.
+    pub fn issue(&self, spec: &GostCertSpec<'_>) -> Result<Vec<u8>> {
+        let subject = subject(&spec.subject)?;
         let builder = CertificateBuilder::new(
             CertProfile::Leaf {
                 issuer: self.name.clone(),
                 enable_key_agreement: false,
                 enable_key_encipherment: false,
             },
-            SerialNumber::from(serial),
-            validity(year, years)?,
+            SerialNumber::new(spec.serial).map_err(gost_error)?,
+            validity(spec.not_before, spec.not_after)?,
             subject,
-            spki(self.profile, public)?,
+            spki(self.key.profile, spec.public)?,
             &self.key,
         )
         .map_err(gost_error)?;
@@ -155,7 +263,27 @@ impl GostCa {
         let (Ok(tbs), Some(sig)) = (c.tbs_certificate.to_der(), c.signature.as_bytes()) else {
             return false;
         };
-        self.profile.verify(&self.key.public, &tbs, sig)
+        self.key.profile.verify(&self.key.public, &tbs, sig)
+    }
+}
+
+fn subject(subject: &Subject<'_>) -> Result<Name> {
+    match subject {
+        Subject::Person(person) => {
+            let common_name = format!("{} {}", person.surname, person.name);
+            let iin = format!("IIN{}", person.iin);
+            rdns(&[
+                (COMMON_NAME, Value::Utf8(&common_name)),
+                (SURNAME, Value::Utf8(&person.surname)),
+                (SERIAL_NUMBER, Value::Printable(&iin)),
+                (COUNTRY, Value::Printable("KZ")),
+                (GIVEN_NAME, Value::Utf8(&person.patronymic)),
+            ])
+        }
+        Subject::Named(name) => rdns(&[
+            (COUNTRY, Value::Printable("KZ")),
+            (COMMON_NAME, Value::Utf8(name)),
+        ]),
     }
 }
 
@@ -194,20 +322,14 @@ fn rdns(attributes: &[(&str, Value)]) -> Result<Name> {
     Ok(RdnSequence(seq))
 }
 
-fn validity(year: u16, years: u16) -> Result<Validity> {
-    let at = |y: u16| {
-        x509_cert::der::DateTime::new(y, 1, 1, 0, 0, 0)
-            .map_err(gost_error)
-            .and_then(|t| {
-                // RFC 5280 §4.1.2.5: UTCTime through 2049 (the builder keeps it so).
-                x509_cert::der::asn1::UtcTime::from_date_time(t)
-                    .map(x509_cert::time::Time::from)
-                    .map_err(gost_error)
-            })
+fn validity(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Result<Validity> {
+    // RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime after (x509-cert chooses so).
+    let at = |t: OffsetDateTime| {
+        x509_cert::time::Time::try_from(std::time::SystemTime::from(t)).map_err(gost_error)
     };
     Ok(Validity {
-        not_before: at(year)?,
-        not_after: at(year + years)?,
+        not_before: at(not_before)?,
+        not_after: at(not_after)?,
     })
 }
 
@@ -229,17 +351,81 @@ fn spki(profile: Profile, public: &[u8]) -> Result<SubjectPublicKeyInfoOwned> {
     })
 }
 
-/// The CA's signing key, for `x509-cert`'s builder.
-struct GostKey {
+/// A GOST key in software (big-endian d, zeroized when dropped): it signs as the national CA
+/// does (little-endian r ‖ s over the profile's hash) and makes PKCS#10 requests.
+pub struct GostKey {
     profile: Profile,
     d: Zeroizing<Vec<u8>>,
     /// Little-endian x ‖ y.
     public: Vec<u8>,
 }
 
+impl std::fmt::Debug for GostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GostKey")
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GostKey {
+    /// The key with private integer `d` (big-endian, the curve's length, 1 ≤ d < q).
+    pub fn new(profile: Profile, d: &[u8]) -> Result<GostKey> {
+        Ok(GostKey {
+            profile,
+            d: Zeroizing::new(d.to_vec()),
+            public: profile.public_key(d).map_err(gost_error)?,
+        })
+    }
+
+    /// A fresh key from the system's random source.
+    pub fn random(profile: Profile) -> Result<GostKey> {
+        let mut d = Zeroizing::new(vec![0u8; profile.curve().int_len()]);
+        // d ≥ q happens with probability < 2^-127 on these curves: try again, never reduce
+        // (a reduction would bias d).
+        for _ in 0..64 {
+            aws_lc_rs::rand::fill(&mut d).map_err(|_| gost_error("the random source failed"))?;
+            if let Ok(key) = GostKey::new(profile, &d) {
+                return Ok(key);
+            }
+        }
+        Err(gost_error(
+            "no private key in range: the random source is broken",
+        ))
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// The public key as certificates hold it: little-endian x ‖ y.
+    pub fn public(&self) -> &[u8] {
+        &self.public
+    }
+
+    /// Signs `message` as the national CA's certificates are signed: little-endian r ‖ s.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        signature::Signer::<GostSignature>::try_sign(self, message)
+            .map(|s| s.0)
+            .map_err(gost_error)
+    }
+
+    /// A PKCS#10 request (DER) for this key naming `subject`, signed by it under the
+    /// national CA's OIDs.
+    pub fn request(&self, subject: &Subject<'_>) -> Result<Vec<u8>> {
+        let builder = RequestBuilder::new(self::subject(subject)?, self).map_err(gost_error)?;
+        builder
+            .build::<GostSignature>()
+            .map_err(gost_error)?
+            .to_der()
+            .map_err(gost_error)
+    }
+}
+
 /// The public half, for the builder's authority key identifier.
 #[derive(Clone)]
-struct GostPublic {
+pub struct GostPublic {
     profile: Profile,
     value: Vec<u8>,
 }
@@ -274,7 +460,7 @@ impl DynSignatureAlgorithmIdentifier for GostKey {
 }
 
 /// A signature in the certificates' layout (little-endian r ‖ s).
-struct GostSignature(Vec<u8>);
+pub struct GostSignature(Vec<u8>);
 
 impl SignatureBitStringEncoding for GostSignature {
     fn to_bitstring(&self) -> x509_cert::der::Result<BitString> {

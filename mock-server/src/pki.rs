@@ -66,7 +66,7 @@ impl PkiNames {
 }
 
 /// A P-256 public key as a CSR carries it (the uncompressed point).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct P256PublicKey(pub Vec<u8>);
 
 impl PublicKeyData for P256PublicKey {
@@ -76,6 +76,172 @@ impl PublicKeyData for P256PublicKey {
 
     fn algorithm(&self) -> &'static SignatureAlgorithm {
         &PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// The key algorithms the mock servers certify.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// EC P-256 with ECDSA-SHA256: the CA's only one (Flow 2 logs in by TLS, and rustls has no
+    /// GOST), the bank's default.
+    #[default]
+    P256,
+    /// GOST 34.310-2004 (CryptoPro-A, GOST 34.311-95 with the Test S-box), the national CA's
+    /// 2004 profile.
+    Gost2004,
+    /// GOST R 34.10-2015 with 512-bit keys (tc26-512-A, Streebog-512).
+    Gost2015_512,
+}
+
+impl Algorithm {
+    /// Every algorithm, in the order the command lines list them.
+    pub const ALL: [Algorithm; 3] = [
+        Algorithm::P256,
+        Algorithm::Gost2004,
+        Algorithm::Gost2015_512,
+    ];
+
+    /// The name command lines take (`--algorithm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::P256 => "p256",
+            Algorithm::Gost2004 => "gost2004",
+            Algorithm::Gost2015_512 => "gost2015-512",
+        }
+    }
+
+    /// What a person reads.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Algorithm::P256 => "EC P-256 (prime256v1)",
+            Algorithm::Gost2004 => "GOST 34.310-2004",
+            Algorithm::Gost2015_512 => "GOST R 34.10-2015 (512-bit)",
+        }
+    }
+
+    /// The GOST profile, for the GOST algorithms.
+    pub fn gost(self) -> Option<kilt_gost::Profile> {
+        match self {
+            Algorithm::P256 => None,
+            Algorithm::Gost2004 => Some(kilt_gost::Profile::Gost2004),
+            Algorithm::Gost2015_512 => Some(kilt_gost::Profile::Gost2015_512),
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Algorithm, String> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                format!("unknown algorithm {s:?}; choose p256, gost2004 or gost2015-512")
+            })
+    }
+}
+
+/// A certified (or to be certified) public key, as a CSR or certificate carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserKey {
+    /// The uncompressed point.
+    P256(P256PublicKey),
+    /// Little-endian x ‖ y, as the national CA's certificates hold it.
+    Gost(kilt_gost::Profile, Vec<u8>),
+}
+
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+
+impl UserKey {
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            UserKey::P256(_) => Algorithm::P256,
+            UserKey::Gost(kilt_gost::Profile::Gost2004, _) => Algorithm::Gost2004,
+            UserKey::Gost(kilt_gost::Profile::Gost2015_512, _) => Algorithm::Gost2015_512,
+        }
+    }
+
+    /// The key's bytes (the point, or x ‖ y): what tells two keys apart.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            UserKey::P256(k) => &k.0,
+            UserKey::Gost(_, k) => k,
+        }
+    }
+
+    /// Reads a DER SubjectPublicKeyInfo: P-256 under id-ecPublicKey (RFC 5480), or GOST under
+    /// the national CA's key OIDs with its curve (the fixtures' README). Anything else is
+    /// `Err` with what was found, for the person reading the refusal.
+    pub fn from_spki(der: &[u8]) -> std::result::Result<UserKey, String> {
+        use x509_cert::der::Decode;
+        use x509_cert::der::asn1::{ObjectIdentifier, OctetStringRef};
+        let spki = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|e| format!("unreadable ({e})"))?;
+        let algorithm = spki.algorithm.oid.to_string();
+        let params: Vec<ObjectIdentifier> = match &spki.algorithm.parameters {
+            Some(p) => match p.decode_as::<ObjectIdentifier>() {
+                Ok(oid) => vec![oid],
+                Err(_) => p.decode_as().unwrap_or_default(),
+            },
+            None => vec![],
+        };
+        let first = params.first().map(ToString::to_string);
+        let key = spki.subject_public_key.raw_bytes();
+        if algorithm == OID_EC_PUBLIC_KEY && first.as_deref() == Some(OID_P256) && key.len() == 65 {
+            return Ok(UserKey::P256(P256PublicKey(key.to_vec())));
+        }
+        for profile in [
+            kilt_gost::Profile::Gost2004,
+            kilt_gost::Profile::Gost2015_512,
+        ] {
+            let (key_oid, curve, _) = profile.key_oids();
+            if algorithm == key_oid && first.as_deref() == Some(curve) {
+                // The point is an OCTET STRING inside the BIT STRING (RFC 4491 §2.3.2's shape).
+                let n = 2 * profile.curve().int_len();
+                let value = OctetStringRef::from_der(key)
+                    .ok()
+                    .filter(|v| v.as_bytes().len() == n)
+                    .ok_or_else(|| {
+                        format!("{key_oid} key that is not an OCTET STRING of {n} bytes")
+                    })?;
+                return Ok(UserKey::Gost(profile, value.as_bytes().to_vec()));
+            }
+        }
+        Err(match first {
+            Some(curve) => format!("{algorithm} / {curve}"),
+            None => algorithm,
+        })
+    }
+
+    /// The key of a certificate (DER).
+    pub fn of_certificate(der: &[u8]) -> std::result::Result<UserKey, String> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| format!("the certificate does not parse: {e}"))?;
+        UserKey::from_spki(cert.public_key().raw)
+    }
+
+    /// Whether `signature` signs `message` under this key: for P-256 an ECDSA-SHA256 signature,
+    /// DER; for GOST the certificates' layout (little-endian r ‖ s over the profile's hash,
+    /// i.e. PKCS#11's `C_Sign` output reversed).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            UserKey::P256(k) => aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+                &k.0,
+            )
+            .verify(message, signature)
+            .is_ok(),
+            UserKey::Gost(profile, k) => profile.verify(k, message, signature),
+        }
     }
 }
 
@@ -397,22 +563,23 @@ impl Pki {
 /// The largest CSR PEM accepted; a P-256 CSR is well under 1 KiB.
 pub const MAX_CSR_PEM: usize = 16 * 1024;
 
-/// A PKCS#10 request that parsed, carries a P-256 key and verifies with it.
+/// A PKCS#10 request that parsed, carries a key of an accepted algorithm and verifies with it.
 #[derive(Clone, Debug)]
 pub struct ParsedCsr {
     /// The request, DER.
     pub der: Vec<u8>,
     /// Its key.
-    pub key: P256PublicKey,
+    pub key: UserKey,
     /// Subject CN ("" if none).
     pub cn: String,
     /// Subject serialNumber ("" if none).
     pub serial_number: String,
 }
 
-/// Parses a PEM CSR: PKCS#10 structure, P-256 key, and the self-signature (RFC 2986 §3: it
-/// proves possession of the key). `kind` names the CSR in errors.
-pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
+/// Parses a PEM CSR: PKCS#10 structure, a key of one of the `accepted` algorithms, and the
+/// self-signature (RFC 2986 §3: it proves possession of the key) — for GOST under the national
+/// CA's signature OID, over the request info as sent. `kind` names the CSR in errors.
+pub fn parse_csr(pem: &str, kind: &'static str, accepted: &[Algorithm]) -> Result<ParsedCsr> {
     use x509_parser::prelude::{FromDer, X509CertificationRequest};
     if pem.len() > MAX_CSR_PEM {
         return Err(ServerError::MalformedCsr {
@@ -451,24 +618,29 @@ pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
         }
     };
     let info = &csr.certification_request_info;
-    let spki = &info.subject_pki;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok());
-    let is_p256 = spki.algorithm.algorithm == x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
-        && curve.as_ref() == Some(&x509_parser::oid_registry::OID_EC_P256)
-        && spki.subject_public_key.data.len() == 65;
-    if !is_p256 {
-        let found = match curve {
-            Some(oid) => format!("{} / {}", spki.algorithm.algorithm, oid),
-            None => spki.algorithm.algorithm.to_string(),
-        };
-        return Err(ServerError::WrongKeyType { kind, found });
+    let wrong = |found: String| ServerError::WrongKeyType {
+        kind,
+        found,
+        expected: accepted
+            .iter()
+            .map(|a| a.describe())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
+    let key = UserKey::from_spki(info.subject_pki.raw).map_err(wrong)?;
+    if !accepted.contains(&key.algorithm()) {
+        return Err(wrong(key.algorithm().describe().to_owned()));
     }
-    csr.verify_signature()
-        .map_err(|_| ServerError::CsrSignatureInvalid { kind })?;
+    let signed = match &key {
+        UserKey::P256(_) => csr.verify_signature().is_ok(),
+        UserKey::Gost(profile, k) => {
+            csr.signature_algorithm.algorithm.to_id_string() == profile.signature_oid()
+                && profile.verify(k, info.raw, csr.signature_value.data.as_ref())
+        }
+    };
+    if !signed {
+        return Err(ServerError::CsrSignatureInvalid { kind });
+    }
     let name = |oid: &x509_parser::oid_registry::Oid<'_>| {
         info.subject
             .iter_by_oid(oid)
@@ -478,7 +650,7 @@ pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
             .to_owned()
     };
     Ok(ParsedCsr {
-        key: P256PublicKey(spki.subject_public_key.data.to_vec()),
+        key,
         cn: name(&x509_parser::oid_registry::OID_X509_COMMON_NAME),
         serial_number: name(&x509_parser::oid_registry::OID_X509_SERIALNUMBER),
         der: der.clone(),
@@ -486,7 +658,7 @@ pub fn parse_csr(pem: &str, kind: &'static str) -> Result<ParsedCsr> {
 }
 
 #[cfg(unix)]
-fn restrict(paths: &[PathBuf]) {
+pub(crate) fn restrict(paths: &[PathBuf]) {
     use std::os::unix::fs::PermissionsExt;
     for path in paths {
         // Private keys readable by the owner only, like any CA key file; failure is not fatal
@@ -496,4 +668,4 @@ fn restrict(paths: &[PathBuf]) {
 }
 
 #[cfg(not(unix))]
-fn restrict(_: &[PathBuf]) {}
+pub(crate) fn restrict(_: &[PathBuf]) {}

@@ -1,8 +1,12 @@
 //! The mock bank's HTTP API (`kilt-bank`, BS-Client-like): login by a signed challenge,
 //! profiles, signature parameters, and the key-set regeneration of seed 000.
 //!
-//! Signatures are ECDSA P-256 with SHA-256, DER-encoded, hex in JSON, over the exact bytes
-//! each call names ([`login_message`], the CSR's DER, [`activation_message`]).
+//! Signatures are hex in JSON, over the exact bytes each call names ([`login_message`], the
+//! CSR's DER, [`activation_message`]), by the key of the profile's certificate: for P-256,
+//! ECDSA with SHA-256, DER-encoded; for GOST (a bank started with `--algorithm gost2004` or
+//! `gost2015-512`), the layout of the national CA's certificates — little-endian r ‖ s over
+//! GOST 34.311-95 (Test S-box) or Streebog-512, which is PKCS#11's `C_Sign` output
+//! (`CKM_GOSTR3410_WITH_GOSTR3411`) reversed byte for byte.
 
 use serde::{Deserialize, Serialize};
 
@@ -174,7 +178,7 @@ pub struct Login {
     pub challenge: String,
     /// The profile's current certificate, PEM.
     pub certificate: String,
-    /// DER ECDSA signature over [`login_message`], hex.
+    /// Signature over [`login_message`], hex (DER ECDSA, or GOST little-endian r ‖ s).
     pub signature: String,
 }
 
@@ -259,7 +263,7 @@ pub struct Regeneration {
 pub struct Submit {
     /// PKCS#10 request of the new key (signed by the new key), PEM.
     pub csr: String,
-    /// DER ECDSA signature by the **old** key over the CSR's DER, hex.
+    /// Signature by the **old** key over the CSR's DER, hex (as [`Login::signature`]).
     pub signature: String,
 }
 
@@ -277,7 +281,7 @@ pub struct IssuedCertificate {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Activate {
-    /// DER ECDSA signature by the **new** key over [`activation_message`], hex.
+    /// Signature by the **new** key over [`activation_message`], hex (as [`Login::signature`]).
     pub signature: String,
 }
 

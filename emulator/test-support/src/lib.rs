@@ -459,3 +459,34 @@ pub async fn assert_serves_exactly(
         );
     }
 }
+
+/// What the national CA's verification scripts need (the fixtures' README): rhash for the
+/// Test-S-box hash, xxd, and OpenSSL with Debian's GOST engine.
+pub const GOST_SCRIPT_PEERS: [&str; 4] = [
+    "/usr/bin/rhash",
+    "/usr/bin/xxd",
+    "/usr/bin/openssl",
+    "/usr/lib/x86_64-linux-gnu/engines-3/gost.so",
+];
+
+/// Runs one of the fixtures' verification scripts (`verify-2004.sh`, `verify-2015-512.sh`,
+/// copied unchanged into `mock-server/tests/data`) on a certificate and its issuer's, in a
+/// fresh directory: what it printed, or `None` (skipped, see [`peers_installed`]).
+pub fn gost_fixture_script(name: &str, child: &[u8], issuer: &[u8]) -> Option<String> {
+    if !peers_installed(&GOST_SCRIPT_PEERS) {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("child.der"), child).expect("write");
+    std::fs::write(dir.path().join("issuer.der"), issuer).expect("write");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../mock-server/tests/data")
+        .join(name);
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["child.der", "issuer.der"])
+        .current_dir(dir.path())
+        .output()
+        .expect("bash runs");
+    Some(String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+}

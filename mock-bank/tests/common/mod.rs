@@ -55,20 +55,56 @@ pub fn key() -> KeyPair {
     KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap()
 }
 
-pub fn csr(key: &impl SigningKey, cn: &str) -> String {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    params.distinguished_name = dn;
-    params.serialize_request(key).unwrap().pem().unwrap()
+/// The customer's key, wherever it lives: what the bank's steps need of it.
+pub trait Customer {
+    /// A PKCS#10 request naming `cn`, PEM.
+    fn csr(&self, cn: &str) -> String;
+    /// A signature over `message` as the bank takes it, hex.
+    fn sign(&self, message: &[u8]) -> String;
+}
+
+/// P-256 keys: in software (rcgen) or in a token behind rcgen's remote-key trait.
+impl<K: SigningKey> Customer for K {
+    fn csr(&self, cn: &str) -> String {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        params.serialize_request(self).unwrap().pem().unwrap()
+    }
+
+    fn sign(&self, message: &[u8]) -> String {
+        hex::encode(SigningKey::sign(self, message).unwrap())
+    }
+}
+
+/// A GOST key in software, signing as the national CA's certificates are signed.
+pub struct Gost(pub kilt_mock_server::gost_ca::GostKey);
+
+impl Customer for Gost {
+    fn csr(&self, cn: &str) -> String {
+        let der = self
+            .0
+            .request(&kilt_mock_server::gost_ca::Subject::Named(cn))
+            .unwrap();
+        kilt_mock_server::pki::pem_of("CERTIFICATE REQUEST", &der)
+    }
+
+    fn sign(&self, message: &[u8]) -> String {
+        hex::encode(self.0.sign(message).unwrap())
+    }
+}
+
+pub fn csr(key: &impl Customer, cn: &str) -> String {
+    key.csr(cn)
 }
 
 pub fn der(pem: &str) -> Vec<u8> {
     ::pem::parse(pem).unwrap().contents().to_vec()
 }
 
-pub fn sign(key: &impl SigningKey, message: &[u8]) -> String {
-    hex::encode(key.sign(message).unwrap())
+pub fn sign(key: &impl Customer, message: &[u8]) -> String {
+    key.sign(message)
 }
 
 impl Bank {
@@ -81,7 +117,7 @@ impl Bank {
     }
 
     /// A subscriber whose first certificate is for `key`; returns its profile.
-    pub async fn subscriber(&self, key: &impl SigningKey, valid_days: i64) -> Profile {
+    pub async fn subscriber(&self, key: &impl Customer, valid_days: i64) -> Profile {
         let resp = reqwest::Client::new()
             .post(self.admin("/admin/subscribers"))
             .json(&serde_json::json!({"subscriber": SUBSCRIBER, "csr": csr(key, SUBSCRIBER), "valid_days": valid_days}))
@@ -106,7 +142,7 @@ impl Bank {
     }
 
     /// The login request for `profile` with a fresh challenge signed by `key`.
-    pub async fn login_body(&self, profile: &str, cert_pem: &str, key: &impl SigningKey) -> Login {
+    pub async fn login_body(&self, profile: &str, cert_pem: &str, key: &impl Customer) -> Login {
         let challenge: serde_json::Value = self
             .client
             .post(self.api("/api/v1/challenge"))
@@ -126,7 +162,7 @@ impl Bank {
         }
     }
 
-    pub async fn login(&self, profile: &str, cert_pem: &str, key: &impl SigningKey) -> Session {
+    pub async fn login(&self, profile: &str, cert_pem: &str, key: &impl Customer) -> Session {
         let body = self.login_body(profile, cert_pem, key).await;
         let resp = self
             .client
@@ -181,8 +217,8 @@ impl Bank {
         &self,
         token: &str,
         profile: &str,
-        old: &impl SigningKey,
-        new: &impl SigningKey,
+        old: &impl Customer,
+        new: &impl Customer,
     ) -> (Vec<kilt_protocol::bank::Status>, Regeneration, String) {
         let mut seen = vec![self.profile(token).await.status];
         let resp = self
