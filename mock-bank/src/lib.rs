@@ -1,7 +1,8 @@
 //! `kilt-bank`: a mock of a BS-Client-like bank for testing EDS key-set regeneration clients
 //! (seed 000, DESIGN.md Flow 1). **Not for production keys.**
 //!
-//! - its own CA (P-256) made on first start; subscribers ("абонент ЭЦП") with a profile each:
+//! - its own CA made on first start — P-256, or GOST in the national CA's shape with
+//!   `--algorithm gost2004|gost2015-512` (TLS stays P-256); subscribers ("абонент ЭЦП") with a profile each:
 //!   name (e.g. `9418_Абонент`), 20-hex identifier, `Tumar CSP`, certificate, status;
 //! - login by signing a one-time challenge with the profile's current key; a banner of
 //!   critical profiles (certificate ending within 30 days);
