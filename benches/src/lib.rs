@@ -383,10 +383,11 @@ fn gost_token() -> Result<GostToken> {
     let session = emu.open_session(0, true, true)?;
     emu.login(session, UserType::User, Some(&user))?;
     let mut keys = vec![];
-    for (curve, oid) in [
-        (kilt_gost::CurveId::CryptoProA, "1.2.643.2.2.35.1"),
-        (kilt_gost::CurveId::Tc26_512A, "1.2.643.7.1.2.1.2.1"),
+    for curve in [
+        kilt_gost::CurveId::CryptoProA,
+        kilt_gost::CurveId::Tc26_512A,
     ] {
+        let oid = curve.oids()[0];
         let (_, private) = emu.generate_key_pair(
             session,
             &Mechanism::new(CKM_GOSTR3410_KEY_PAIR_GEN),

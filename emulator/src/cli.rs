@@ -773,10 +773,10 @@ fn import(
                     )
                 }
                 ImportKey::Gost {
+                    curve,
                     curve_params,
                     hash_params,
                     d,
-                    ..
                 } => {
                     let key = |v| {
                         let mut t = vec![
@@ -789,9 +789,13 @@ fn import(
                         }
                         t
                     };
-                    // PKCS#11 2.40 curr. mech.: a GOST private CKA_VALUE is little-endian.
                     (
-                        key((CKA_VALUE, kilt_gost::reversed(d))),
+                        key((
+                            CKA_VALUE,
+                            crate::crypto::KeyAlgorithm::Gost(*curve)
+                                .private_value_order(d)
+                                .to_vec(),
+                        )),
                         key((CKA_VALUE, public)),
                     )
                 }
@@ -857,11 +861,11 @@ impl ImportKey {
 /// GOST public key algorithm OIDs of PKCS#8 files: the Kazakh national CA's (the fixtures) and
 /// the Russian ones (RFC 4491, RFC 9215) OpenSSL's GOST engine writes.
 const GOST_KEY_OIDS: &[&str] = &[
-    "1.2.398.3.10.1.1.1.1",
-    "1.2.398.3.10.1.1.2.2",
-    "1.2.643.2.2.19",
-    "1.2.643.7.1.1.1.1",
-    "1.2.643.7.1.1.1.2",
+    kilt_gost::oid::KZ_KEY_2004,
+    kilt_gost::oid::KZ_KEY_2015_512,
+    kilt_gost::oid::KEY_2001,
+    kilt_gost::oid::KEY_2012_256,
+    kilt_gost::oid::KEY_2012_512,
 ];
 
 /// A GOST PKCS#8 `PrivateKeyInfo`: parameters SEQUENCE { curve OID, [hash OID] }; the key

@@ -12,6 +12,7 @@ use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use std::num::NonZeroU32;
+use std::sync::LazyLock;
 use zeroize::Zeroizing;
 
 /// DER of the named curve OID 1.2.840.10045.3.1.7 (prime256v1), the `CKA_EC_PARAMS` of every key
@@ -175,6 +176,16 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
+    /// A private key's `CKA_VALUE` from the store's big-endian scalar, or the scalar from a
+    /// `CKA_VALUE` (a reversal is its own inverse): big-endian for EC (3.0 §6.3.4), little-endian
+    /// for GOST (2.40 curr. mech., GOST R 34.10-2001 private key objects).
+    pub fn private_value_order(self, bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+        match self {
+            KeyAlgorithm::P256 => Zeroizing::new(bytes.to_vec()),
+            KeyAlgorithm::Gost(_) => Zeroizing::new(kilt_gost::reversed(bytes)),
+        }
+    }
+
     /// Bytes of a signature as PKCS#11 returns it.
     pub fn signature_len(self) -> usize {
         match self {
@@ -184,32 +195,32 @@ impl KeyAlgorithm {
     }
 }
 
-/// `CKA_GOSTR3410_PARAMS`: DER OIDs naming each curve, the Russian one (RFC 4357 §10.8, RFC 7836
-/// §A.1) first — what a new key is given — then the Kazakh one (the fixtures' certificates).
-pub const GOST_CURVES: &[(kilt_gost::CurveId, &[&str])] = &[
-    (
+/// `CKA_GOSTR3410_PARAMS`: the DER OIDs naming each curve ([`kilt_gost::CurveId::oids`]), the
+/// Russian one (RFC 4357 §10.8, RFC 7836 §A.1) first, then the Kazakh one (the fixtures'
+/// certificates). Encoded once: every GOST key's algorithm is read through it.
+static GOST_CURVES: LazyLock<Vec<(kilt_gost::CurveId, Vec<Vec<u8>>)>> = LazyLock::new(|| {
+    [
         kilt_gost::CurveId::CryptoProA,
-        &["1.2.643.2.2.35.1", "1.2.398.3.10.1.1.1.1.1"],
-    ),
-    (
         kilt_gost::CurveId::Tc26_512A,
-        &["1.2.643.7.1.2.1.2.1", "1.2.398.3.10.1.1.2.2.1"],
-    ),
-];
+    ]
+    .into_iter()
+    .map(|c| (c, c.oids().iter().map(|o| oid_der(o)).collect()))
+    .collect()
+});
 
-/// `CKA_GOSTR3411_PARAMS` and `CKM_GOSTR3411`'s parameter: DER OIDs naming each hash, Russian
-/// first (RFC 4357 §10.2, RFC 6986), then Kazakh.
-pub const GOST_HASHES: &[(HashKind, &[&str])] = &[
-    (
-        HashKind::Gost94Test,
-        &["1.2.643.2.2.30.0", "1.2.398.3.10.1.3.1.1.0"],
-    ),
-    (HashKind::Gost94CryptoPro, &["1.2.643.2.2.30.1"]),
-    (
-        HashKind::Streebog512,
-        &["1.2.643.7.1.1.2.3", "1.2.398.3.10.1.3.3"],
-    ),
-];
+/// `CKA_GOSTR3411_PARAMS` and `CKM_GOSTR3411`'s parameter: the DER OIDs naming each hash,
+/// Russian first (RFC 4357 §10.2, RFC 6986), then Kazakh.
+static GOST_HASHES: LazyLock<Vec<(HashKind, Vec<Vec<u8>>)>> = LazyLock::new(|| {
+    let ders = |oids: &[&str]| oids.iter().map(|o| oid_der(o)).collect();
+    vec![
+        (HashKind::Gost94Test, ders(&kilt_gost::oid::GOST94_TEST)),
+        (
+            HashKind::Gost94CryptoPro,
+            ders(&kilt_gost::oid::GOST94_CRYPTOPRO),
+        ),
+        (HashKind::Streebog512, ders(&kilt_gost::oid::STREEBOG_512)),
+    ]
+});
 
 /// The DER of a dotted OID.
 pub fn oid_der(dotted: &str) -> Vec<u8> {
@@ -223,7 +234,7 @@ pub fn oid_der(dotted: &str) -> Vec<u8> {
 pub fn gost_curve(params: &[u8]) -> Option<kilt_gost::CurveId> {
     GOST_CURVES
         .iter()
-        .find(|(_, oids)| oids.iter().any(|o| oid_der(o) == params))
+        .find(|(_, ders)| ders.iter().any(|d| d == params))
         .map(|(c, _)| *c)
 }
 
@@ -231,7 +242,7 @@ pub fn gost_curve(params: &[u8]) -> Option<kilt_gost::CurveId> {
 pub fn gost_hash(params: &[u8]) -> Option<HashKind> {
     GOST_HASHES
         .iter()
-        .find(|(_, oids)| oids.iter().any(|o| oid_der(o) == params))
+        .find(|(_, ders)| ders.iter().any(|d| d == params))
         .map(|(h, _)| *h)
 }
 
@@ -250,7 +261,7 @@ pub fn gost_hash_params(hash: HashKind) -> Vec<u8> {
     GOST_HASHES
         .iter()
         .find(|(h, _)| *h == hash)
-        .map(|(_, oids)| oid_der(oids[0]))
+        .map(|(_, ders)| ders[0].clone())
         .unwrap_or_default()
 }
 

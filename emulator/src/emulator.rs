@@ -255,10 +255,7 @@ pub fn mechanisms(profile: &Profile) -> Vec<MechanismInfo> {
 
 /// `CKR_MECHANISM_INVALID` unless the session's token offers `kind`.
 fn offered(s: &Session, kind: CK_MECHANISM_TYPE) -> Result<()> {
-    if mechanisms(s.token.profile())
-        .iter()
-        .any(|m| m.mechanism == kind)
-    {
+    if s.token.mechanisms().iter().any(|m| m.mechanism == kind) {
         Ok(())
     } else {
         Err(Error::MechanismInvalid(kind))
@@ -1422,13 +1419,8 @@ impl Emulator {
                 if !s.token.profile().offers(alg) {
                     return Err(Error::CurveNotSupported);
                 }
-                // A GOST private CKA_VALUE is little-endian (2.40 curr. mech., GOST R 34.10-2001
-                // private key objects); the token keeps every scalar big-endian.
-                let scalar = match alg {
-                    KeyAlgorithm::Gost(_) => zeroize::Zeroizing::new(kilt_gost::reversed(&scalar)),
-                    KeyAlgorithm::P256 => scalar,
-                };
-                let key = PrivateKey::from_scalar(alg, &scalar)?;
+                // The token keeps every scalar big-endian.
+                let key = PrivateKey::from_scalar(alg, &alg.private_value_order(&scalar))?;
                 let sealed = s.token.seal_private(&key.scalar())?;
                 obj.set_key_material(alg, &[], Some(sealed), None);
             }
@@ -1602,7 +1594,8 @@ impl Emulator {
         })
     }
 
-    /// C_GenerateKeyPair with CKM_EC_KEY_PAIR_GEN on P-256.
+    /// C_GenerateKeyPair: CKM_EC_KEY_PAIR_GEN on P-256, CKM_GOSTR3410_KEY_PAIR_GEN on the GOST
+    /// curves.
     pub fn generate_key_pair(
         &self,
         h: SessionHandle,
@@ -1610,11 +1603,11 @@ impl Emulator {
         public: &[Attr],
         private: &[Attr],
     ) -> Result<(ObjectHandle, ObjectHandle)> {
-        let key_type = match mech.kind {
-            CKM_EC_KEY_PAIR_GEN => CKK_EC,
-            CKM_GOSTR3410_KEY_PAIR_GEN => CKK_GOSTR3410,
-            other => return Err(Error::MechanismInvalid(other)),
-        };
+        let key_type = crate::object::KEY_PAIR_GEN
+            .iter()
+            .find(|(m, _)| *m == mech.kind)
+            .map(|(_, k)| *k)
+            .ok_or(Error::MechanismInvalid(mech.kind))?;
         if !mech.param.is_empty() {
             return Err(Error::MechanismParamInvalid);
         }

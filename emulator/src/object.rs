@@ -13,6 +13,13 @@ use crate::error::{Error, Result};
 use cryptoki_sys::*;
 use std::collections::BTreeMap;
 
+/// Each key-pair generation mechanism and the key type it makes: C_GenerateKeyPair reads it one
+/// way, `CKA_KEY_GEN_MECHANISM` the other.
+pub const KEY_PAIR_GEN: [(CK_MECHANISM_TYPE, CK_KEY_TYPE); 2] = [
+    (CKM_EC_KEY_PAIR_GEN, CKK_EC),
+    (CKM_GOSTR3410_KEY_PAIR_GEN, CKK_GOSTR3410),
+];
+
 /// An attribute type (`CKA_*`).
 pub type AttrType = CK_ATTRIBUTE_TYPE;
 
@@ -387,15 +394,10 @@ impl Object {
         if matches!(class, Class::PublicKey | Class::PrivateKey) {
             let generated = origin == Origin::Generated;
             obj.attrs.insert(CKA_LOCAL, bool(generated));
-            let mech = if generated {
-                if key_type == Some(CKK_GOSTR3410) {
-                    CKM_GOSTR3410_KEY_PAIR_GEN
-                } else {
-                    CKM_EC_KEY_PAIR_GEN
-                }
-            } else {
-                CK_UNAVAILABLE_INFORMATION
-            };
+            let mech = KEY_PAIR_GEN
+                .iter()
+                .find(|(_, k)| generated && Some(*k) == key_type)
+                .map_or(CK_UNAVAILABLE_INFORMATION, |(m, _)| *m);
             obj.attrs.insert(CKA_KEY_GEN_MECHANISM, ulong(mech));
         }
         if class == Class::PrivateKey {

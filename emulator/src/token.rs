@@ -158,6 +158,8 @@ pub struct Token {
     store: Mutex<Store>,
     cache: RwLock<Cache>,
     profile: Profile,
+    /// The profile's mechanisms, listed once: every operation's init checks against them.
+    mechanisms: Vec<crate::emulator::MechanismInfo>,
     login: RwLock<Option<Login>>,
     keys: RwLock<HashMap<u64, Arc<PrivateKey>>>,
     env_latency: Option<bool>,
@@ -424,6 +426,7 @@ impl Token {
         let token = Token {
             store: Mutex::new(store),
             cache: RwLock::new(cache),
+            mechanisms: crate::emulator::mechanisms(&profile),
             profile,
             login: RwLock::new(None),
             keys: RwLock::new(HashMap::new()),
@@ -575,6 +578,11 @@ impl Token {
     /// The device profile the token was made with.
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// The mechanisms the token offers (its profile's).
+    pub fn mechanisms(&self) -> &[crate::emulator::MechanismInfo] {
+        &self.mechanisms
     }
 
     fn meta_str(&self, key: &str) -> String {
@@ -900,8 +908,8 @@ impl Token {
         let scalar = crypto::open(&key, KEY_CONTEXT, sealed)
             .ok_or_else(|| Error::DeviceError("a stored key does not decrypt".into()))?;
         Ok(match obj.key_algorithm() {
-            Some(crypto::KeyAlgorithm::Gost(_)) => Zeroizing::new(kilt_gost::reversed(&scalar)),
-            _ => scalar,
+            Some(alg) => alg.private_value_order(&scalar),
+            None => scalar,
         })
     }
 

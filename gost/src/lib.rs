@@ -55,7 +55,43 @@ pub enum CurveId {
     Tc26_512A,
 }
 
+/// The OIDs of GOST keys, curves, hashes and signatures: as the Russian standards name them
+/// (RFC 4357, RFC 7836, RFC 9215; what OpenSSL's GOST engine and PKCS#11 programs use) and, where
+/// it has its own, as the Kazakh national PKI does (the fixtures' README). Where both exist the
+/// Russian one comes first. The one place kilt writes them.
+pub mod oid {
+    /// id-GostR3410-2001-CryptoPro-A-ParamSet; the Kazakh 2004 curve.
+    pub const CRYPTOPRO_A: [&str; 2] = ["1.2.643.2.2.35.1", "1.2.398.3.10.1.1.1.1.1"];
+    /// id-tc26-gost-3410-12-512-paramSetA; the Kazakh 2015 512-bit curve.
+    pub const TC26_512_A: [&str; 2] = ["1.2.643.7.1.2.1.2.1", "1.2.398.3.10.1.1.2.2.1"];
+    /// GOST R 34.11-94 (GOST 34.311-95) with the Test S-box.
+    pub const GOST94_TEST: [&str; 2] = ["1.2.643.2.2.30.0", "1.2.398.3.10.1.3.1.1.0"];
+    /// GOST R 34.11-94 with the CryptoPro S-box (no Kazakh name).
+    pub const GOST94_CRYPTOPRO: [&str; 1] = ["1.2.643.2.2.30.1"];
+    /// Streebog-512 (GOST R 34.11-2012).
+    pub const STREEBOG_512: [&str; 2] = ["1.2.643.7.1.1.2.3", "1.2.398.3.10.1.3.3"];
+    /// Key algorithms of RFC 4491 and RFC 9215: id-GostR3410-2001, id-tc26-gost3410-12-256,
+    /// id-tc26-gost3410-12-512.
+    pub const KEY_2001: &str = "1.2.643.2.2.19";
+    pub const KEY_2012_256: &str = "1.2.643.7.1.1.1.1";
+    pub const KEY_2012_512: &str = "1.2.643.7.1.1.1.2";
+    /// The Kazakh key algorithms (2004; 2015 with 512-bit keys).
+    pub const KZ_KEY_2004: &str = "1.2.398.3.10.1.1.1.1";
+    pub const KZ_KEY_2015_512: &str = "1.2.398.3.10.1.1.2.2";
+    /// The Kazakh signature algorithms of certificates and requests.
+    pub const KZ_SIGNATURE_2004: &str = "1.2.398.3.10.1.1.1.2";
+    pub const KZ_SIGNATURE_2015_512: &str = "1.2.398.3.10.1.1.2.3.2";
+}
+
 impl CurveId {
+    /// The OIDs naming the curve: Russian, then Kazakh.
+    pub fn oids(self) -> [&'static str; 2] {
+        match self {
+            CurveId::CryptoProA => oid::CRYPTOPRO_A,
+            CurveId::Tc26_512A => oid::TC26_512_A,
+        }
+    }
+
     /// Bytes of one integer (coordinate, key, r, s): 32 or 64.
     pub fn int_len(self) -> usize {
         match self {
@@ -265,23 +301,19 @@ impl Profile {
     /// The signature algorithm's OID in certificates.
     pub fn signature_oid(self) -> &'static str {
         match self {
-            Profile::Gost2004 => "1.2.398.3.10.1.1.1.2",
-            Profile::Gost2015_512 => "1.2.398.3.10.1.1.2.3.2",
+            Profile::Gost2004 => oid::KZ_SIGNATURE_2004,
+            Profile::Gost2015_512 => oid::KZ_SIGNATURE_2015_512,
         }
     }
 
     /// The public key algorithm's OID, and its parameters: the curve's and the hash's OIDs.
     pub fn key_oids(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Profile::Gost2004 => (
-                "1.2.398.3.10.1.1.1.1",
-                "1.2.398.3.10.1.1.1.1.1",
-                "1.2.398.3.10.1.3.1.1.0",
-            ),
+            Profile::Gost2004 => (oid::KZ_KEY_2004, oid::CRYPTOPRO_A[1], oid::GOST94_TEST[1]),
             Profile::Gost2015_512 => (
-                "1.2.398.3.10.1.1.2.2",
-                "1.2.398.3.10.1.1.2.2.1",
-                "1.2.398.3.10.1.3.3",
+                oid::KZ_KEY_2015_512,
+                oid::TC26_512_A[1],
+                oid::STREEBOG_512[1],
             ),
         }
     }
@@ -363,21 +395,18 @@ pub mod pkcs11 {
     /// leaves the digest parameter out for 512-bit keys). The key itself is an OCTET STRING
     /// of `value`, as in the certificates.
     pub fn spki_der(id: CurveId, value: &[u8]) -> Result<Vec<u8>, GostError> {
+        use super::oid;
         use spki::der::asn1::{BitString, ObjectIdentifier as Oid, OctetString};
         use spki::der::{Any, Encode};
-        let (alg, params): (Oid, Vec<Oid>) = match id {
+        let (alg, params): (&str, &[&str]) = match id {
             CurveId::CryptoProA => (
-                Oid::new_unwrap("1.2.643.2.2.19"),
-                vec![
-                    Oid::new_unwrap("1.2.643.2.2.35.1"),
-                    Oid::new_unwrap("1.2.643.2.2.30.1"),
-                ],
+                oid::KEY_2001,
+                &[oid::CRYPTOPRO_A[0], oid::GOST94_CRYPTOPRO[0]],
             ),
-            CurveId::Tc26_512A => (
-                Oid::new_unwrap("1.2.643.7.1.1.1.2"),
-                vec![Oid::new_unwrap("1.2.643.7.1.2.1.2.1")],
-            ),
+            CurveId::Tc26_512A => (oid::KEY_2012_512, &[oid::TC26_512_A[0]]),
         };
+        let alg = Oid::new_unwrap(alg);
+        let params: Vec<Oid> = params.iter().map(|o| Oid::new_unwrap(o)).collect();
         let der = || GostError::Length {
             what: "public key",
             got: value.len(),
