@@ -669,3 +669,35 @@ pub(crate) fn restrict(paths: &[PathBuf]) {
 
 #[cfg(not(unix))]
 pub(crate) fn restrict(_: &[PathBuf]) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithm_names_parse_back_and_unknown_ones_list_the_choices() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.name().parse::<Algorithm>(), Ok(a));
+            assert_eq!(a.to_string(), a.name());
+        }
+        assert_eq!(
+            ["p256", "gost2004", "gost2015-512"].map(|n| n.parse::<Algorithm>().unwrap()),
+            Algorithm::ALL
+        );
+        let err = "gost2012".parse::<Algorithm>().unwrap_err();
+        assert!(
+            err.contains("\"gost2012\"") && err.contains("gost2015-512"),
+            "{err}"
+        );
+        assert_eq!(Algorithm::default(), Algorithm::P256);
+        assert_eq!(Algorithm::P256.gost(), None);
+        assert_eq!(
+            Algorithm::Gost2004.gost(),
+            Some(kilt_gost::Profile::Gost2004)
+        );
+        assert_eq!(
+            Algorithm::Gost2015_512.gost(),
+            Some(kilt_gost::Profile::Gost2015_512)
+        );
+    }
+}

@@ -177,6 +177,13 @@ fn a_ca_in_a_data_directory_survives_a_restart_and_refuses_a_foreign_key() {
         assert_eq!(again.certificate(), first.certificate());
         assert!(again.signed(&user), "the reloaded CA is the same key");
         assert_eq!(again.not_after(), first.not_after());
+        // Valid from just before now (a client clock a little behind still accepts it).
+        let (_, c) = x509_parser::parse_x509_certificate(first.certificate()).unwrap();
+        let from = c.validity().not_before.timestamp();
+        assert!(
+            from <= now.unix_timestamp() && from >= now.unix_timestamp() - 3600,
+            "{from}"
+        );
         assert_eq!(
             (again.not_after() - now).whole_days(),
             kilt_mock_server::gost_ca::CA_VALIDITY_YEARS * 365
