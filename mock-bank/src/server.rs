@@ -155,7 +155,8 @@ pub async fn serve(mut config: Config) -> Result<Server> {
         config.timeouts,
         stopped.clone(),
     );
-    tracing::info!(%addr, %admin_addr, "kilt-bank listening");
+    let algorithm = config.settings.algorithm;
+    tracing::info!(%addr, %admin_addr, %algorithm, "kilt-bank listening");
     Ok(Server {
         addr,
         admin_addr,

@@ -42,6 +42,15 @@ async fn the_whole_flow_with_gost_keys_and_the_banks_gost_ca() {
         let cert = bank.current_certificate(&p.identifier);
         let ca = bank.server.bank().gost_ca(profile).expect("a GOST CA");
         assert!(ca.signed(&der(&cert)), "{algorithm}: the first certificate");
+        // The CA names itself as the bank's GOST CA, with its algorithm.
+        let (_, parsed) = x509_parser::parse_x509_certificate(ca.certificate()).unwrap();
+        let cn = parsed.subject().to_string();
+        let year = if profile == GostProfile::Gost2004 {
+            "34.310-2004"
+        } else {
+            "34.10-2015"
+        };
+        assert!(cn.contains("BS-Client") && cn.contains(year), "{cn}");
         let session = bank.login(&p.identifier, &cert, &old).await;
         assert_eq!(session.critical.len(), 1);
 
@@ -271,4 +280,118 @@ async fn gost_refusals_give_a_reason_and_change_nothing() {
         )
         .await;
     assert_eq!(resp.status(), 200);
+}
+
+/// A GOST key in the emulated JaCarta, reached through the token's core (what
+/// `libkilt_pkcs11.so` runs): the token makes the key pair, and every signature — the PKCS#10
+/// request's, login's, submission's, activation's — is `CKM_GOSTR3410_WITH_GOSTR3411` in the
+/// token, its output (s ‖ r, big-endian) reversed into the certificates' layout.
+struct TokenGost<'a> {
+    emu: &'a kilt_emulator::Emulator,
+    session: kilt_emulator::SessionHandle,
+    private: kilt_emulator::ObjectHandle,
+    profile: GostProfile,
+    /// The public `CKA_VALUE`: little-endian x ‖ y, the certificates' bytes.
+    public: Vec<u8>,
+}
+
+impl<'a> TokenGost<'a> {
+    fn generate(
+        emu: &'a kilt_emulator::Emulator,
+        session: kilt_emulator::SessionHandle,
+        profile: GostProfile,
+    ) -> TokenGost<'a> {
+        use cryptoki_sys::*;
+        use kilt_emulator::{AttrResult, Mechanism};
+        // The Kazakh curve OID, as Tumar CSP would name it.
+        let curve = kilt_emulator::crypto::oid_der(profile.curve().oids()[1]);
+        let (public_key, private) = emu
+            .generate_key_pair(
+                session,
+                &Mechanism::new(CKM_GOSTR3410_KEY_PAIR_GEN),
+                &[(CKA_TOKEN, vec![CK_TRUE]), (CKA_GOSTR3410_PARAMS, curve)],
+                &[(CKA_TOKEN, vec![CK_TRUE]), (CKA_SIGN, vec![CK_TRUE])],
+            )
+            .unwrap();
+        let public = match &emu
+            .get_attributes(session, public_key, &[CKA_VALUE])
+            .unwrap()[..]
+        {
+            [AttrResult::Value(v)] => v.clone(),
+            other => panic!("{other:?}"),
+        };
+        TokenGost {
+            emu,
+            session,
+            private,
+            profile,
+            public,
+        }
+    }
+
+    fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+        let mech = kilt_emulator::Mechanism::new(cryptoki_sys::CKM_GOSTR3410_WITH_GOSTR3411);
+        self.emu
+            .sign_init(self.session, &mech, self.private)
+            .unwrap();
+        let mut signature = self.emu.sign(self.session, message).unwrap();
+        signature.reverse();
+        signature
+    }
+}
+
+impl Customer for TokenGost<'_> {
+    fn csr(&self, cn: &str) -> String {
+        let der = kilt_mock_server::gost_ca::request(
+            self.profile,
+            &self.public,
+            &kilt_mock_server::gost_ca::Subject::Named(cn),
+            &|tbs| Ok(self.sign_bytes(tbs)),
+        )
+        .unwrap();
+        kilt_mock_server::pki::pem_of("CERTIFICATE REQUEST", &der)
+    }
+
+    fn sign(&self, message: &[u8]) -> String {
+        hex::encode(self.sign_bytes(message))
+    }
+}
+
+/// Flow 1 with both key sets in the emulated token: the bank takes the token's GOST request and
+/// signatures, and certifies the token's key; the certificate verifies with the national CA's
+/// script. (The `kilt` client cannot drive this yet: see the README's GOST section.)
+#[tokio::test]
+async fn the_whole_flow_with_gost_keys_in_the_emulated_token() {
+    use kilt_emulator::{Config, Emulator, Pin, UserType};
+    for (algorithm, profile, script, verified) in GOST {
+        let dir = tempfile::tempdir().unwrap();
+        let emu = Emulator::new(Config::in_dir(dir.path())).unwrap();
+        let user = Pin::from("1234567890");
+        emu.provision(0, "jacarta", &Pin::from("00000000"), &user)
+            .unwrap();
+        let session = emu.open_session(0, true, true).unwrap();
+        emu.login(session, UserType::User, Some(&user)).unwrap();
+
+        let bank = start_with(|c| c.settings.algorithm = algorithm).await;
+        let old = TokenGost::generate(&emu, session, profile);
+        let p = bank.subscriber(&old, 20).await;
+        let cert = bank.current_certificate(&p.identifier);
+        let session_token = bank.login(&p.identifier, &cert, &old).await.token;
+        let new = TokenGost::generate(&emu, session, profile);
+        let (seen, _, new_cert) = bank
+            .regenerate(&session_token, &p.identifier, &old, &new)
+            .await;
+        assert_eq!(seen.last(), Some(&Status::InOperation), "{algorithm}");
+        let new_der = der(&new_cert);
+        assert_eq!(
+            UserKey::of_certificate(&new_der).unwrap(),
+            UserKey::Gost(profile, new.public.clone()),
+            "{algorithm}: the token's new key is certified"
+        );
+        let ca = bank.server.bank().gost_ca(profile).unwrap();
+        if let Some(said) = gost_fixture_script(script, &new_der, ca.certificate()) {
+            assert!(said.contains(verified), "{algorithm}: {said}");
+        }
+        bank.login(&p.identifier, &new_cert, &new).await;
+    }
 }

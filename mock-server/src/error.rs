@@ -36,7 +36,7 @@ pub enum ServerError {
         kind: &'static str,
     },
     /// The CSR's key is not of an algorithm this server issues for (here, or for this profile).
-    #[error("the {kind} CSR carries a {found} key; it must be {expected}")]
+    #[error("the {kind} CSR's key is {found}; it must be {expected}")]
     WrongKeyType {
         /// `auth`, `sign`, `first`, `new key`.
         kind: &'static str,

@@ -134,13 +134,15 @@ impl GostCa {
             (COMMON_NAME, Value::Utf8(common_name)),
         ])?;
         let spki = spki(profile, &key.public)?;
+        let sign = |tbs: &[u8]| key.sign(tbs);
+        let signer = key.signer(&sign);
         let builder = CertificateBuilder::new(
             CertProfile::Root,
             SerialNumber::from(1u32),
             validity(not_before, not_after)?,
             name.clone(),
             spki,
-            &key,
+            &signer,
         )
         .map_err(gost_error)?;
         let certificate = builder
@@ -235,6 +237,8 @@ impl GostCa {
     /// the national CA's signing certificates have, subject and authority key identifiers.
     pub fn issue(&self, spec: &GostCertSpec<'_>) -> Result<Vec<u8>> {
         let subject = subject(&spec.subject)?;
+        let sign = |tbs: &[u8]| self.key.sign(tbs);
+        let signer = self.key.signer(&sign);
         let builder = CertificateBuilder::new(
             CertProfile::Leaf {
                 issuer: self.name.clone(),
@@ -245,7 +249,7 @@ impl GostCa {
             validity(spec.not_before, spec.not_after)?,
             subject,
             spki(self.key.profile, spec.public)?,
-            &self.key,
+            &signer,
         )
         .map_err(gost_error)?;
         builder
@@ -406,26 +410,69 @@ impl GostKey {
 
     /// Signs `message` as the national CA's certificates are signed: little-endian r ‖ s.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        signature::Signer::<GostSignature>::try_sign(self, message)
-            .map(|s| s.0)
-            .map_err(gost_error)
+        // A random source that fails must not leave k to a buffer's leftovers: no signature.
+        let mut failed = false;
+        let sig = self.profile.sign(&self.d, message, &mut |b| {
+            failed |= aws_lc_rs::rand::fill(b).is_err();
+        });
+        match sig {
+            Ok(s) if !failed => Ok(s),
+            Ok(_) => Err(gost_error("the random source failed")),
+            Err(e) => Err(gost_error(e)),
+        }
     }
 
     /// A PKCS#10 request (DER) for this key naming `subject`, signed by it under the
     /// national CA's OIDs.
     pub fn request(&self, subject: &Subject<'_>) -> Result<Vec<u8>> {
-        let builder = RequestBuilder::new(self::subject(subject)?, self).map_err(gost_error)?;
-        builder
-            .build::<GostSignature>()
-            .map_err(gost_error)?
-            .to_der()
-            .map_err(gost_error)
+        request(self.profile, &self.public, subject, &|tbs| self.sign(tbs))
+    }
+
+    fn signer<'a>(&'a self, sign: &'a SignFn<'a>) -> RemoteSigner<'a> {
+        RemoteSigner {
+            profile: self.profile,
+            public: &self.public,
+            sign,
+        }
     }
 }
 
-/// The public half, for the builder's authority key identifier.
+/// What signs for a [`RemoteSigner`]: the bytes to be signed in, the certificates' layout
+/// (little-endian r ‖ s) out.
+pub type SignFn<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>> + 'a;
+
+/// A PKCS#10 request (DER) for the GOST key `public` (little-endian x ‖ y) naming `subject`,
+/// its signature made by `sign` wherever the private key lives — in software, or in a token as
+/// `CKM_GOSTR3410_WITH_GOSTR3411` whose output, reversed, is the certificates' layout.
+pub fn request(
+    profile: Profile,
+    public: &[u8],
+    subject: &Subject<'_>,
+    sign: &SignFn<'_>,
+) -> Result<Vec<u8>> {
+    let signer = RemoteSigner {
+        profile,
+        public,
+        sign,
+    };
+    let builder = RequestBuilder::new(self::subject(subject)?, &signer).map_err(gost_error)?;
+    builder
+        .build::<GostSignature>()
+        .map_err(gost_error)?
+        .to_der()
+        .map_err(gost_error)
+}
+
+/// A GOST key for `x509-cert`'s builders: its public half and a signing function.
+struct RemoteSigner<'a> {
+    profile: Profile,
+    public: &'a [u8],
+    sign: &'a SignFn<'a>,
+}
+
+/// The public half, for the builder's key identifiers.
 #[derive(Clone)]
-pub struct GostPublic {
+struct GostPublic {
     profile: Profile,
     value: Vec<u8>,
 }
@@ -438,17 +485,17 @@ impl EncodePublicKey for GostPublic {
     }
 }
 
-impl signature::Keypair for GostKey {
+impl signature::Keypair for RemoteSigner<'_> {
     type VerifyingKey = GostPublic;
     fn verifying_key(&self) -> GostPublic {
         GostPublic {
             profile: self.profile,
-            value: self.public.clone(),
+            value: self.public.to_vec(),
         }
     }
 }
 
-impl DynSignatureAlgorithmIdentifier for GostKey {
+impl DynSignatureAlgorithmIdentifier for RemoteSigner<'_> {
     /// The signature OID with NULL parameters, as the national CA writes it.
     fn signature_algorithm_identifier(&self) -> x509_cert::spki::Result<AlgorithmIdentifierOwned> {
         Ok(AlgorithmIdentifierOwned {
@@ -460,7 +507,7 @@ impl DynSignatureAlgorithmIdentifier for GostKey {
 }
 
 /// A signature in the certificates' layout (little-endian r ‖ s).
-pub struct GostSignature(Vec<u8>);
+struct GostSignature(Vec<u8>);
 
 impl SignatureBitStringEncoding for GostSignature {
     fn to_bitstring(&self) -> x509_cert::der::Result<BitString> {
@@ -468,16 +515,10 @@ impl SignatureBitStringEncoding for GostSignature {
     }
 }
 
-impl signature::Signer<GostSignature> for GostKey {
+impl signature::Signer<GostSignature> for RemoteSigner<'_> {
     fn try_sign(&self, msg: &[u8]) -> std::result::Result<GostSignature, signature::Error> {
-        // A random source that fails must not leave k to a buffer's leftovers: no signature.
-        let mut failed = false;
-        let sig = self.profile.sign(&self.d, msg, &mut |b| {
-            failed |= aws_lc_rs::rand::fill(b).is_err();
-        });
-        match sig {
-            Ok(s) if !failed => Ok(GostSignature(s)),
-            _ => Err(signature::Error::new()),
-        }
+        (self.sign)(msg)
+            .map(GostSignature)
+            .map_err(|_| signature::Error::new())
     }
 }
