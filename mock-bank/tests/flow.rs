@@ -523,3 +523,40 @@ async fn each_listener_serves_exactly_what_its_document_says() {
     )
     .await;
 }
+
+/// The admin's subscriber creation refuses what its answer says it refuses — an empty, too
+/// long or control-character name, a zero or over-a-century validity, a name already taken —
+/// and changes nothing; the longest allowed name is taken.
+#[test]
+fn the_admin_refuses_bad_subscribers_and_changes_nothing() {
+    use kilt_mock_bank::{Bank, BankError, Settings};
+    let dir = tempfile::tempdir().unwrap();
+    let bank = Bank::open(dir.path(), Settings::default()).unwrap();
+    let longest: String = "Ж".repeat(64);
+    bank.create_subscriber(&longest, &csr(&key(), &longest), None)
+        .unwrap();
+    let before = bank.snapshot().unwrap();
+    let too_long: String = "Ж".repeat(65);
+    let cases: [(&str, &str, Option<i64>); 6] = [
+        ("empty name", "   ", None),
+        ("65 characters", &too_long, None),
+        ("a control character", "9418_\u{7}", None),
+        ("zero days", SUBSCRIBER, Some(0)),
+        ("over a century", SUBSCRIBER, Some(36_501)),
+        ("over a century back", SUBSCRIBER, Some(-36_501)),
+    ];
+    for (what, name, days) in cases {
+        match bank.create_subscriber(name, &csr(&key(), name.trim()), days) {
+            Err(BankError::InvalidInput(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(bank.snapshot().unwrap(), before, "{what}");
+    }
+    match bank.create_subscriber(&longest, &csr(&key(), &longest), None) {
+        Err(BankError::Conflict(why)) => assert!(why.contains("already exists"), "{why}"),
+        other => panic!("a taken name: {other:?}"),
+    }
+    assert_eq!(bank.snapshot().unwrap(), before);
+    bank.create_subscriber(SUBSCRIBER, &csr(&key(), SUBSCRIBER), Some(36_500))
+        .unwrap();
+}
