@@ -529,10 +529,16 @@ async fn current_profile(api: &Api, id: &str, q: &str) -> Result<Profile> {
 
 /// Step 1: which key set the bank knows, checked for expiry; the new `CKA_ID` chosen.
 async fn plan(api: &Api, sets: &[KeySet], opts: &BankOptions, out: &Out) -> Result<BankJournal> {
+    // Key sets kilt cannot sign with: GOST (cryptoki 0.12.1 has no GOST mechanisms; README).
+    let mut cannot = vec![];
     for set in sets {
         let Some(cert) = &set.certificate else {
             continue;
         };
+        if cert.algorithm != "P-256" {
+            cannot.push(format!("{} ({})", set.id, cert.algorithm));
+            continue;
+        }
         for profile in profiles_of(set) {
             if opts.profile.as_ref().is_some_and(|p| *p != profile) {
                 continue;
@@ -587,12 +593,83 @@ async fn plan(api: &Api, sets: &[KeySet], opts: &BankOptions, out: &Out) -> Resu
             });
         }
     }
+    let skipped = if cannot.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; key sets {} were left aside: kilt signs only P-256 yet (GOST needs mechanisms its PKCS#11 binding lacks; see README, GOST)",
+            cannot.join(", ")
+        )
+    };
     Err(ClientError::NoKeySet(format!(
-        "no key set on the token has a certificate of a profile the bank at {} knows{}; check --bank-url and the token",
+        "no key set on the token has a certificate of a profile the bank at {} knows{}; check --bank-url and the token{skipped}",
         opts.flow.url,
         opts.profile
             .as_ref()
             .map(|p| format!(" (asked for profile {p})"))
             .unwrap_or_default()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::CertInfo;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../gost/tests/data")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    /// A token whose only key sets are GOST (the national CA's test user's certificates):
+    /// the plan asks the bank nothing about them (the URL goes nowhere) and says why it left
+    /// them aside, naming each set and its algorithm.
+    #[tokio::test]
+    async fn gost_key_sets_are_left_aside_with_the_reason() {
+        let sets: Vec<KeySet> = [
+            ("nca2004", "user-2004.der"),
+            ("nca512", "user-2015-512.der"),
+        ]
+        .into_iter()
+        .map(|(id, file)| KeySet {
+            id: id.into(),
+            id_bytes: id.as_bytes().to_vec(),
+            label: id.into(),
+            point: vec![],
+            certificate: CertInfo::parse(&fixture(file)),
+        })
+        .collect();
+        let retry = crate::api::Retry::default();
+        let api = Api::new("bank", "https://127.0.0.1:1", reqwest::Client::new(), retry);
+        let opts = BankOptions {
+            flow: FlowSettings {
+                url: "https://127.0.0.1:1".into(),
+                root: vec![],
+                state_dir: std::env::temp_dir(),
+                retry,
+                poll_every: std::time::Duration::from_millis(10),
+                poll_for: std::time::Duration::from_millis(10),
+                confirm: crate::keys::Confirm {
+                    yes: true,
+                    pin: "env:KILT_UNUSED_PIN".parse().unwrap(),
+                },
+            },
+            profile: None,
+        };
+        match plan(&api, &sets, &opts, &Out::quiet()).await {
+            Err(ClientError::NoKeySet(why)) => {
+                assert!(
+                    why.contains("nca2004 (GOST 34.310-2004)")
+                        && why.contains("nca512 (GOST R 34.10-2015 (512-bit))")
+                        && why.contains("only P-256"),
+                    "{why}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

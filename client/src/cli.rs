@@ -426,8 +426,13 @@ fn status(token: &Token, state_dir: &Path, out: &Out) -> Result<()> {
                 } else {
                     "ok".into()
                 };
+                let algorithm = if c.algorithm == "P-256" {
+                    String::new()
+                } else {
+                    format!(" [{}]", c.algorithm)
+                };
                 println!(
-                    "  {:<18} {:<28} serial {} issuer {:?} until {} ({} days): {note}",
+                    "  {:<18} {:<28} serial {} issuer {:?} until {} ({} days){algorithm}: {note}",
                     s.id,
                     c.subject,
                     c.serial,

@@ -115,6 +115,7 @@ mod tests {
                 label: String::new(),
                 der: vec![],
                 point: vec![],
+                algorithm: "P-256".into(),
             }),
         }
     }

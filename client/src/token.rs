@@ -135,6 +135,20 @@ pub struct CertInfo {
     /// Its public point (uncompressed).
     #[serde(skip)]
     pub point: Vec<u8>,
+    /// Its key's algorithm: "P-256", a GOST one ("GOST 34.310-2004", …), else the key's OID.
+    pub algorithm: String,
+}
+
+/// What a certificate's key algorithm (and curve) OIDs name, as a person reads it.
+fn key_algorithm(algorithm: &str, curve: Option<&str>) -> String {
+    use kilt_gost::oid;
+    match (algorithm, curve) {
+        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => "P-256".into(),
+        (oid::KZ_KEY_2004 | oid::KEY_2001 | oid::KEY_2012_256, _) => "GOST 34.310-2004".into(),
+        (oid::KZ_KEY_2015_512 | oid::KEY_2012_512, _) => "GOST R 34.10-2015 (512-bit)".into(),
+        (other, Some(curve)) => format!("{other} / {curve}"),
+        (other, None) => other.into(),
+    }
 }
 
 impl CertInfo {
@@ -167,6 +181,16 @@ impl CertInfo {
             label: String::new(),
             der: der.to_vec(),
             point: c.public_key().subject_public_key.data.to_vec(),
+            algorithm: key_algorithm(
+                &c.public_key().algorithm.algorithm.to_id_string(),
+                c.public_key()
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string())
+                    .as_deref(),
+            ),
         })
     }
 }
