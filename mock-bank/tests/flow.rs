@@ -36,16 +36,7 @@ async fn the_whole_flow_goes_through_every_status_of_the_table() {
     let (seen, done, new_cert) = bank
         .regenerate(&session.token, &profile.identifier, &old, &new)
         .await;
-    assert_eq!(
-        seen,
-        [
-            Status::RegenerationRequired,
-            Status::New,
-            Status::AcceptedByBank,
-            Status::NewCertificateReceived,
-            Status::InOperation
-        ]
-    );
+    assert_eq!(seen, EVERY_STATUS);
     assert_eq!(
         done.message.as_deref(),
         Some("Вы переведены на работу с новым комплектом ключей.")
@@ -92,16 +83,7 @@ async fn refusals_give_a_reason_and_change_nothing() {
     let cert = bank.current_certificate(&id);
     let session = bank.login(&id, &cert, &old).await;
     let token = session.token.clone();
-    let r: Regeneration = bank
-        .post(
-            &token,
-            &format!("/api/v1/profiles/{id}/regenerations"),
-            serde_json::json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r = bank.start(&token, &id).await;
 
     // Another subscriber, with its own key.
     let other_key = key();
@@ -397,16 +379,7 @@ async fn the_operator_approves_or_rejects_with_a_reason() {
             serde_json::json!({"csr": c, "signature": sign(&old, &der(&c))}),
         )
     };
-    let r: Regeneration = bank
-        .post(
-            &token,
-            &format!("/api/v1/profiles/{id}/regenerations"),
-            serde_json::json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r = bank.start(&token, &id).await;
     let (path, body) = submit(r.id, &key());
     bank.post(&token, &path, body).await;
     // Without the operator nothing moves.
@@ -430,16 +403,7 @@ async fn the_operator_approves_or_rejects_with_a_reason() {
     );
     assert_eq!(bank.profile(&token).await.status, Status::Rejected);
     // A new attempt, approved by the operator.
-    let r2: Regeneration = bank
-        .post(
-            &token,
-            &format!("/api/v1/profiles/{id}/regenerations"),
-            serde_json::json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r2 = bank.start(&token, &id).await;
     assert_ne!(r2.id, r.id);
     let (path, body) = submit(r2.id, &key());
     bank.post(&token, &path, body).await;

@@ -74,16 +74,7 @@ async fn child_bank_flow() {
     let (seen, done, new_cert) = bank
         .regenerate(&login.token, &profile.identifier, &old, &new)
         .await;
-    assert_eq!(
-        seen,
-        [
-            Status::RegenerationRequired,
-            Status::New,
-            Status::AcceptedByBank,
-            Status::NewCertificateReceived,
-            Status::InOperation
-        ]
-    );
+    assert_eq!(seen, EVERY_STATUS);
     assert!(done.message.unwrap().contains("новым комплектом ключей"));
     let new_der = der(&new_cert);
     let (_, parsed) = x509_parser::parse_x509_certificate(&new_der).unwrap();

@@ -15,6 +15,18 @@ use rustls_pki_types::CertificateDer;
 
 pub const SUBSCRIBER: &str = "9418_Абонент";
 
+/// What a customer sees through a whole regeneration, in order (DESIGN.md's table).
+pub const EVERY_STATUS: [kilt_protocol::bank::Status; 5] = {
+    use kilt_protocol::bank::Status::*;
+    [
+        RegenerationRequired,
+        New,
+        AcceptedByBank,
+        NewCertificateReceived,
+        InOperation,
+    ]
+};
+
 pub struct Bank {
     pub server: Server,
     pub dir: tempfile::TempDir,
@@ -204,6 +216,19 @@ impl Bank {
             .send()
             .await
             .unwrap()
+    }
+
+    /// "Новый": starts a regeneration of `profile` (or gets the open one).
+    pub async fn start(&self, token: &str, profile: &str) -> Regeneration {
+        let resp = self
+            .post(
+                token,
+                &format!("/api/v1/profiles/{profile}/regenerations"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        resp.json().await.unwrap()
     }
 
     pub async fn profile(&self, token: &str) -> Profile {
