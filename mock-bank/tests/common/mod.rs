@@ -218,7 +218,7 @@ impl Bank {
             .unwrap()
     }
 
-    /// "Новый": starts a regeneration of `profile` (or gets the open one).
+    /// "Новый": starts a new regeneration of `profile` (`201`, not an open one's `200`).
     pub async fn start(&self, token: &str, profile: &str) -> Regeneration {
         let resp = self
             .post(
@@ -227,7 +227,7 @@ impl Bank {
                 serde_json::json!({}),
             )
             .await;
-        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
         resp.json().await.unwrap()
     }
 
@@ -246,15 +246,7 @@ impl Bank {
         new: &impl Customer,
     ) -> (Vec<kilt_protocol::bank::Status>, Regeneration, String) {
         let mut seen = vec![self.profile(token).await.status];
-        let resp = self
-            .post(
-                token,
-                &format!("/api/v1/profiles/{profile}/regenerations"),
-                serde_json::json!({}),
-            )
-            .await;
-        assert_eq!(resp.status(), 201);
-        let r: Regeneration = resp.json().await.unwrap();
+        let r = self.start(token, profile).await;
         assert!(r.description.contains("Отправить документ в банк"));
         seen.push(self.profile(token).await.status);
         let csr = csr(new, SUBSCRIBER);
