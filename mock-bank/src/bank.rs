@@ -652,6 +652,11 @@ impl Bank {
             issuer: cert.issuer().to_string(),
             not_before: rfc3339(cert.validity().not_before.to_datetime()),
             not_after: rfc3339(cert.validity().not_after.to_datetime()),
+            algorithm: UserKey::of_certificate(&der)
+                .map_err(BankError::Internal)?
+                .algorithm()
+                .describe()
+                .to_owned(),
             certificate: kilt_mock_server::pki::to_pem(&der),
         })
     }

@@ -473,7 +473,8 @@ async fn profiles_page(
                 .collect();
             let body = format!(
                 "{}{}<h2>{}</h2><table id=\"signature\"><tr><td>{}</td><td><code>{}</code></td></tr><tr><td>{}</td><td>{}</td></tr>\
-                 <tr><td>{}</td><td>{}</td></tr><tr><td>{}</td><td>{}</td></tr><tr><td>{}</td><td>{}</td></tr></table>",
+                 <tr><td>{}</td><td>{}</td></tr><tr><td>{}</td><td>{}</td></tr><tr><td>{}</td><td>{}</td></tr>\
+                 <tr><td>{}</td><td>{}</td></tr></table>",
                 banner(lang, &critical),
                 profiles_table(lang, std::slice::from_ref(&profile)),
                 t(
@@ -491,6 +492,8 @@ async fn profiles_page(
                 params.not_before,
                 t("Действителен по", "Аяқталуы", "Valid to"),
                 params.not_after,
+                t("Алгоритм", "Алгоритм", "Algorithm"),
+                esc(&params.algorithm),
             );
             Html(layout(lang, "/", title, &body)).into_response()
         }

@@ -31,6 +31,13 @@ async fn the_whole_flow_goes_through_every_status_of_the_table() {
         1,
         "the login banner names the critical profile"
     );
+    let params: kilt_protocol::bank::SignatureParams = bank
+        .get(
+            &session.token,
+            &format!("/api/v1/profiles/{}/signature", profile.identifier),
+        )
+        .await;
+    assert_eq!(params.algorithm, "EC P-256 (prime256v1)");
 
     let new = key();
     let (seen, done, new_cert) = bank

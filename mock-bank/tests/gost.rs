@@ -53,6 +53,13 @@ async fn the_whole_flow_with_gost_keys_and_the_banks_gost_ca() {
         assert!(cn.contains("BS-Client") && cn.contains(year), "{cn}");
         let session = bank.login(&p.identifier, &cert, &old).await;
         assert_eq!(session.critical.len(), 1);
+        let params: kilt_protocol::bank::SignatureParams = bank
+            .get(
+                &session.token,
+                &format!("/api/v1/profiles/{}/signature", p.identifier),
+            )
+            .await;
+        assert_eq!(params.algorithm, algorithm.describe());
 
         let new = gost(profile);
         let (seen, done, new_cert) = bank

@@ -230,6 +230,9 @@ pub struct SignatureParams {
     pub not_before: String,
     /// RFC 3339.
     pub not_after: String,
+    /// The key's algorithm: "EC P-256 (prime256v1)", "GOST 34.310-2004" or "GOST R 34.10-2015
+    /// (512-bit)".
+    pub algorithm: String,
     /// The certificate, PEM.
     pub certificate: String,
 }
