@@ -40,18 +40,21 @@ fn p256_params() -> Vec<u8> {
     kilt_emulator::crypto::oid_der("1.2.840.10045.3.1.7")
 }
 
+/// A P-256 signing pair (session objects) by `h`'s owner.
+fn generate(emu: &Emulator, h: SessionHandle) -> Result<(ObjectHandle, ObjectHandle), Error> {
+    emu.generate_key_pair(
+        h,
+        &Mechanism::new(CKM_EC_KEY_PAIR_GEN),
+        &[(CKA_EC_PARAMS, p256_params())],
+        &[(CKA_SIGN, vec![CK_TRUE])],
+    )
+}
+
 #[test]
 fn generated_and_created_keys_carry_their_origin() {
     let (_dir, emu) = token();
     let h = session(&emu, UserType::User, USER);
-    let (_, generated) = emu
-        .generate_key_pair(
-            h,
-            &Mechanism::new(CKM_EC_KEY_PAIR_GEN),
-            &[(CKA_EC_PARAMS, p256_params())],
-            &[(CKA_SIGN, vec![CK_TRUE])],
-        )
-        .unwrap();
+    let (_, generated) = generate(&emu, h).unwrap();
     let created = emu
         .create_object(
             h,
@@ -89,24 +92,14 @@ fn generated_and_created_keys_carry_their_origin() {
 fn the_so_makes_no_keys_and_only_the_so_trusts_a_certificate() {
     let (_dir, emu) = token();
     let nobody = emu.open_session(0, true, true).unwrap();
-    let generated = emu.generate_key_pair(
-        nobody,
-        &Mechanism::new(CKM_EC_KEY_PAIR_GEN),
-        &[(CKA_EC_PARAMS, p256_params())],
-        &[(CKA_SIGN, vec![CK_TRUE])],
-    );
+    let generated = generate(&emu, nobody);
     assert!(
         matches!(generated, Err(Error::NotLoggedIn)),
         "{generated:?}"
     );
     emu.close_session(nobody).unwrap();
     let so = session(&emu, UserType::So, SO);
-    let generated = emu.generate_key_pair(
-        so,
-        &Mechanism::new(CKM_EC_KEY_PAIR_GEN),
-        &[(CKA_EC_PARAMS, p256_params())],
-        &[(CKA_SIGN, vec![CK_TRUE])],
-    );
+    let generated = generate(&emu, so);
     assert!(
         matches!(generated, Err(Error::NotLoggedIn)),
         "{generated:?}"
