@@ -141,15 +141,14 @@ fn random_hex(n: usize) -> String {
 
 pub use kilt_protocol::bank::key_identifier;
 
-/// Checks a hex signature over `message` by the key of `certificate` (DER): ECDSA DER for
-/// P-256, the certificates' little-endian r ‖ s for GOST (see `kilt_protocol::bank`).
-fn verify(
-    certificate: &[u8],
-    message: &[u8],
-    signature_hex: &str,
-    which: &'static str,
-) -> Result<()> {
-    let key = UserKey::of_certificate(certificate).map_err(BankError::Internal)?;
+/// The key of a certificate the bank issued (DER): one that does not read is the bank's fault.
+fn cert_key(certificate: &[u8]) -> Result<UserKey> {
+    UserKey::of_certificate(certificate).map_err(BankError::Internal)
+}
+
+/// Checks a hex signature over `message` by `key`: ECDSA DER for P-256, the certificates'
+/// little-endian r ‖ s for GOST (see `kilt_protocol::bank`).
+fn verify(key: &UserKey, message: &[u8], signature_hex: &str, which: &'static str) -> Result<()> {
     let signature =
         hex::decode(signature_hex.trim()).map_err(|_| BankError::BadSignature(which))?;
     if key.verify(message, &signature) {
@@ -583,7 +582,7 @@ impl Bank {
             return Err(refused(format!("certificate {serial} is not valid yet")));
         }
         verify(
-            &der,
+            &cert_key(&der)?,
             &login_message(&login.challenge),
             &login.signature,
             "profile's current key",
@@ -652,7 +651,7 @@ impl Bank {
             issuer: cert.issuer().to_string(),
             not_before: rfc3339(cert.validity().not_before.to_datetime()),
             not_after: rfc3339(cert.validity().not_after.to_datetime()),
-            algorithm: UserKey::of_certificate(&der)
+            algorithm: UserKey::from_spki(cert.public_key().raw)
                 .map_err(BankError::Internal)?
                 .algorithm()
                 .describe()
@@ -767,10 +766,9 @@ impl Bank {
         )?;
         // The new key set keeps the profile's algorithm (seed 000 regenerates, it does not
         // migrate); a retry after activation still names the same algorithm.
-        let algorithm = UserKey::of_certificate(&old_der)
-            .map_err(BankError::Internal)?
-            .algorithm();
-        let csr = parse_csr(&submit.csr, "new key", &[algorithm]).map_err(BankError::Csr)?;
+        let old_key = cert_key(&old_der)?;
+        let csr =
+            parse_csr(&submit.csr, "new key", &[old_key.algorithm()]).map_err(BankError::Csr)?;
         if stored.as_deref() == Some(csr.der.as_slice()) {
             drop(conn);
             return self.regeneration(Some(profile), id, lang); // a retry of the same submission
@@ -789,7 +787,7 @@ impl Bank {
         }
         Self::check_key_free(&conn, csr.key.bytes(), Some(id))?;
         verify(
-            &old_der,
+            &old_key,
             &csr.der,
             &submit.signature,
             "profile's current (old) key",
@@ -915,7 +913,7 @@ impl Bank {
             [id],
             |r| r.get(0),
         )?;
-        let key = UserKey::of_certificate(&der).map_err(BankError::Internal)?;
+        let key = cert_key(&der)?;
         Ok(IssuedCertificate {
             certificate: kilt_mock_server::pki::to_pem(&der),
             chain: self.chain(&key),
@@ -950,7 +948,7 @@ impl Bank {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         verify(
-            &der,
+            &cert_key(&der)?,
             &activation_message(id as u64, &serial),
             signature,
             "new key",
