@@ -535,7 +535,7 @@ async fn plan(api: &Api, sets: &[KeySet], opts: &BankOptions, out: &Out) -> Resu
         let Some(cert) = &set.certificate else {
             continue;
         };
-        if cert.algorithm != "P-256" {
+        if cert.algorithm != crate::token::P256 {
             cannot.push(format!("{} ({})", set.id, cert.algorithm));
             continue;
         }

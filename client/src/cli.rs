@@ -426,7 +426,7 @@ fn status(token: &Token, state_dir: &Path, out: &Out) -> Result<()> {
                 } else {
                     "ok".into()
                 };
-                let algorithm = if c.algorithm == "P-256" {
+                let algorithm = if c.algorithm == crate::token::P256 {
                     String::new()
                 } else {
                     format!(" [{}]", c.algorithm)

@@ -115,7 +115,7 @@ mod tests {
                 label: String::new(),
                 der: vec![],
                 point: vec![],
-                algorithm: "P-256".into(),
+                algorithm: crate::token::P256.into(),
             }),
         }
     }

@@ -139,11 +139,23 @@ pub struct CertInfo {
     pub algorithm: String,
 }
 
-/// What a certificate's key algorithm (and curve) OIDs name, as a person reads it.
-fn key_algorithm(algorithm: &str, curve: Option<&str>) -> String {
+/// [`CertInfo::algorithm`] of a P-256 key: the only one kilt signs with today.
+pub const P256: &str = "P-256";
+
+/// What a certificate's key algorithm (and curve) name, as a person reads it.
+fn key_algorithm(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
     use kilt_gost::oid;
-    match (algorithm, curve) {
-        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => "P-256".into(),
+    use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY};
+    let algorithm = &spki.algorithm.algorithm;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok());
+    if *algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY && curve == Some(OID_EC_P256) {
+        return P256.into();
+    }
+    match (algorithm.to_id_string().as_str(), curve) {
         (oid::KZ_KEY_2004 | oid::KEY_2001 | oid::KEY_2012_256, _) => "GOST 34.310-2004".into(),
         (oid::KZ_KEY_2015_512 | oid::KEY_2012_512, _) => "GOST R 34.10-2015 (512-bit)".into(),
         (other, Some(curve)) => format!("{other} / {curve}"),
@@ -181,16 +193,7 @@ impl CertInfo {
             label: String::new(),
             der: der.to_vec(),
             point: c.public_key().subject_public_key.data.to_vec(),
-            algorithm: key_algorithm(
-                &c.public_key().algorithm.algorithm.to_id_string(),
-                c.public_key()
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|o| o.to_id_string())
-                    .as_deref(),
-            ),
+            algorithm: key_algorithm(c.public_key()),
         })
     }
 }

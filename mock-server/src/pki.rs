@@ -157,9 +157,6 @@ pub enum UserKey {
     Gost(kilt_gost::Profile, Vec<u8>),
 }
 
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-
 impl UserKey {
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
@@ -186,7 +183,8 @@ impl UserKey {
         use x509_cert::der::asn1::{ObjectIdentifier, OctetStringRef};
         let spki = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(der)
             .map_err(|e| format!("unreadable ({e})"))?;
-        let algorithm = spki.algorithm.oid.to_string();
+        use x509_cert::der::oid::db::rfc5912::{ID_EC_PUBLIC_KEY, SECP_256_R_1};
+        let algorithm = spki.algorithm.oid;
         let params: Vec<ObjectIdentifier> = match &spki.algorithm.parameters {
             Some(p) => match p.decode_as::<ObjectIdentifier>() {
                 Ok(oid) => vec![oid],
@@ -194,17 +192,20 @@ impl UserKey {
             },
             None => vec![],
         };
-        let first = params.first().map(ToString::to_string);
+        let first = params.first().copied();
         let key = spki.subject_public_key.raw_bytes();
-        if algorithm == OID_EC_PUBLIC_KEY && first.as_deref() == Some(OID_P256) && key.len() == 65 {
+        if algorithm == ID_EC_PUBLIC_KEY && first == Some(SECP_256_R_1) && key.len() == 65 {
             return Ok(UserKey::P256(P256PublicKey(key.to_vec())));
         }
+        let is = |oid: Option<ObjectIdentifier>, dotted: &str| {
+            oid.is_some_and(|o| ObjectIdentifier::new(dotted).ok() == Some(o))
+        };
         for profile in [
             kilt_gost::Profile::Gost2004,
             kilt_gost::Profile::Gost2015_512,
         ] {
             let (key_oid, curve, _) = profile.key_oids();
-            if algorithm == key_oid && first.as_deref() == Some(curve) {
+            if is(Some(algorithm), key_oid) && is(first, curve) {
                 // The point is an OCTET STRING inside the BIT STRING (RFC 4491 §2.3.2's shape).
                 let n = 2 * profile.curve().int_len();
                 let value = OctetStringRef::from_der(key)
@@ -218,7 +219,7 @@ impl UserKey {
         }
         Err(match first {
             Some(curve) => format!("{algorithm} / {curve}"),
-            None => algorithm,
+            None => algorithm.to_string(),
         })
     }
 
