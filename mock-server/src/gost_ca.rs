@@ -128,12 +128,26 @@ impl GostCa {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<GostCa> {
-        let key = GostKey::new(profile, d)?;
+        GostCa::self_signed(
+            GostKey::new(profile, d)?,
+            common_name,
+            not_before,
+            not_after,
+        )
+    }
+
+    /// A CA of `key` named `C=KZ, CN=<common_name>`, its certificate signed by itself.
+    fn self_signed(
+        key: GostKey,
+        common_name: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<GostCa> {
         let name = rdns(&[
             (COUNTRY, Value::Printable("KZ")),
             (COMMON_NAME, Value::Utf8(common_name)),
         ])?;
-        let spki = spki(profile, &key.public)?;
+        let spki = spki(key.profile, &key.public)?;
         let sign = |tbs: &[u8]| key.sign(tbs);
         let signer = key.signer(&sign);
         let builder = CertificateBuilder::new(
@@ -167,21 +181,20 @@ impl GostCa {
         common_name: &str,
         now: OffsetDateTime,
     ) -> Result<GostCa> {
-        let (crt, key) = ca_files(dir, profile);
-        if !key.exists() {
-            let d = GostKey::random(profile)?;
-            let ca = GostCa::new(
-                profile,
+        let (crt, key_file) = ca_files(dir, profile);
+        if !key_file.exists() {
+            let ca = GostCa::self_signed(
+                GostKey::random(profile)?,
                 common_name,
-                &d.d,
                 now - time::Duration::minutes(5),
                 now + time::Duration::days(CA_VALIDITY_YEARS * 365),
             )?;
             std::fs::create_dir_all(dir).map_err(|e| ServerError::io(dir, e))?;
             // Certificate first, the key (the marker) last: a crash half-way makes a new CA.
             crate::pki::write_atomic(&crt, crate::pki::to_pem(&ca.certificate).as_bytes())?;
-            crate::pki::write_atomic(&key, crate::pki::pem_of(KEY_LABEL, &d.d).as_bytes())?;
-            crate::pki::restrict(std::slice::from_ref(&key));
+            let pem = Zeroizing::new(crate::pki::pem_of(KEY_LABEL, &ca.key.d));
+            crate::pki::write_atomic(&key_file, pem.as_bytes())?;
+            crate::pki::restrict(std::slice::from_ref(&key_file));
             return Ok(ca);
         }
         let read = |path: &Path| {
@@ -190,7 +203,7 @@ impl GostCa {
                 .map(|p| Zeroizing::new(p.contents().to_vec()))
                 .map_err(|e| gost_error(format!("{}: not PEM: {e}", path.display())))
         };
-        let d = read(&key)?;
+        let d = read(&key_file)?;
         let certificate = read(&crt)?.to_vec();
         let parsed = x509_cert::Certificate::from_der(&certificate)
             .map_err(|e| gost_error(format!("{}: {e}", crt.display())))?;
@@ -207,7 +220,7 @@ impl GostCa {
             return Err(gost_error(format!(
                 "{} does not certify the key in {}; remove both to make a new CA",
                 crt.display(),
-                ca_files(dir, profile).1.display()
+                key_file.display()
             )));
         }
         Ok(ca)
