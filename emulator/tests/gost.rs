@@ -2,8 +2,12 @@
 //! "GOST R 34.11-94"), through the emulator's API: what an application sees of key generation,
 //! the parameter attributes, signing with and without hashing, and the errors.
 
+mod common;
+
+use common::attr;
 use cryptoki_sys::*;
 use kilt_emulator::crypto::{self, HashKind};
+use kilt_emulator::object::ulong;
 use kilt_emulator::{AttrResult, Config, Emulator, Error, Mechanism, ObjectHandle, Pin, UserType};
 use kilt_emulator::{Part, Profile, SessionHandle};
 
@@ -39,10 +43,6 @@ fn mech(kind: CK_MECHANISM_TYPE) -> Mechanism {
     Mechanism::new(kind)
 }
 
-fn ulong(v: CK_ULONG) -> Vec<u8> {
-    v.to_ne_bytes().to_vec()
-}
-
 fn generate(
     emu: &Emulator,
     h: SessionHandle,
@@ -54,13 +54,6 @@ fn generate(
         public,
         &[(CKA_SIGN, vec![CK_TRUE])],
     )
-}
-
-fn attr(emu: &Emulator, h: SessionHandle, o: ObjectHandle, ty: CK_ATTRIBUTE_TYPE) -> Vec<u8> {
-    match emu.get_attributes(h, o, &[ty]).unwrap().remove(0) {
-        AttrResult::Value(v) => v,
-        other => panic!("attribute {ty:#x}: {other:?}"),
-    }
 }
 
 fn sign(

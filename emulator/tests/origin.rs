@@ -4,8 +4,12 @@
 //! only by the logged-in user (§5.5: the SO has no keys), and `CKA_TRUSTED` settable by the SO only
 //! (§4.6.3).
 
+mod common;
+
+use common::attr;
 use cryptoki_sys::*;
-use kilt_emulator::{AttrResult, Config, Emulator, Error, Mechanism, Pin, UserType};
+use kilt_emulator::object::ulong;
+use kilt_emulator::{Config, Emulator, Error, Mechanism, Pin, UserType};
 use kilt_emulator::{ObjectHandle, SessionHandle};
 
 const USER: &str = "1234567890";
@@ -23,17 +27,6 @@ fn session(emu: &Emulator, who: UserType, pin: &str) -> SessionHandle {
     let h = emu.open_session(0, true, true).unwrap();
     emu.login(h, who, Some(&Pin::from(pin))).unwrap();
     h
-}
-
-fn flag(emu: &Emulator, h: SessionHandle, o: ObjectHandle, ty: CK_ATTRIBUTE_TYPE) -> Vec<u8> {
-    match emu.get_attributes(h, o, &[ty]).unwrap().remove(0) {
-        AttrResult::Value(v) => v,
-        other => panic!("{ty:#x}: {other:?}"),
-    }
-}
-
-fn ulong(v: CK_ULONG) -> Vec<u8> {
-    v.to_ne_bytes().to_vec()
 }
 
 fn p256_params() -> Vec<u8> {
@@ -71,19 +64,19 @@ fn generated_and_created_keys_carry_their_origin() {
     let t = vec![CK_TRUE];
     let f = vec![CK_FALSE];
     // Born in the token, sensitive and non-extractable by default: both "always" flags hold.
-    assert_eq!(flag(&emu, h, generated, CKA_LOCAL), t);
-    assert_eq!(flag(&emu, h, generated, CKA_ALWAYS_SENSITIVE), t);
-    assert_eq!(flag(&emu, h, generated, CKA_NEVER_EXTRACTABLE), t);
+    assert_eq!(attr(&emu, h, generated, CKA_LOCAL), t);
+    assert_eq!(attr(&emu, h, generated, CKA_ALWAYS_SENSITIVE), t);
+    assert_eq!(attr(&emu, h, generated, CKA_NEVER_EXTRACTABLE), t);
     assert_eq!(
-        flag(&emu, h, generated, CKA_KEY_GEN_MECHANISM),
+        attr(&emu, h, generated, CKA_KEY_GEN_MECHANISM),
         ulong(CKM_EC_KEY_PAIR_GEN)
     );
     // Brought in from outside: its value was known before, whatever its flags say now.
-    assert_eq!(flag(&emu, h, created, CKA_LOCAL), f);
-    assert_eq!(flag(&emu, h, created, CKA_ALWAYS_SENSITIVE), f);
-    assert_eq!(flag(&emu, h, created, CKA_NEVER_EXTRACTABLE), f);
+    assert_eq!(attr(&emu, h, created, CKA_LOCAL), f);
+    assert_eq!(attr(&emu, h, created, CKA_ALWAYS_SENSITIVE), f);
+    assert_eq!(attr(&emu, h, created, CKA_NEVER_EXTRACTABLE), f);
     assert_eq!(
-        flag(&emu, h, created, CKA_KEY_GEN_MECHANISM),
+        attr(&emu, h, created, CKA_KEY_GEN_MECHANISM),
         ulong(CK_UNAVAILABLE_INFORMATION)
     );
 }
@@ -119,7 +112,7 @@ fn the_so_makes_no_keys_and_only_the_so_trusts_a_certificate() {
         ]
     };
     let trusted = emu.create_object(so, &certificate(true)).unwrap();
-    assert_eq!(flag(&emu, so, trusted, CKA_TRUSTED), vec![CK_TRUE]);
+    assert_eq!(attr(&emu, so, trusted, CKA_TRUSTED), vec![CK_TRUE]);
     emu.logout(so).unwrap();
     let user = session(&emu, UserType::User, USER);
     let refused = emu.create_object(user, &certificate(true));
